@@ -1,0 +1,40 @@
+# rowgate: `make run` starts the sidecar on a local throwaway Postgres with the
+# demo schema; `make test` builds and runs every test against a real Postgres.
+# With DATABASE_URL set, `make run` uses that database and starts none.
+
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc)
+PG := deploy/local/pg.sh
+CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+.PHONY: all deps build run test tsan bench clean
+
+all: build
+
+deps:
+	@bash deploy/local/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: build
+	@bash deploy/local/run.sh $(BUILD_DIR)/rowgate $(ARGS)
+
+# The local Postgres is started for the tests and stopped afterwards.
+test: build
+	@bash deploy/local/with-pg.sh rowgate_test \
+	  ctest --test-dir $(BUILD_DIR) --output-on-failure $(CTEST_ARGS)
+
+# The loader's tests under ThreadSanitizer, in a build directory of their own.
+tsan: deps
+	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DROWGATE_TSAN=ON >/dev/null
+	@cmake --build build-tsan -j $(JOBS) --target loader_test
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" bash deploy/local/with-pg.sh rowgate_test \
+	  ctest --test-dir build-tsan --output-on-failure -R '^loader_test$$'
+
+bench: build
+	@bash bench/run.sh $(BUILD_DIR)
+
+clean:
+	rm -rf $(BUILD_DIR) build-tsan

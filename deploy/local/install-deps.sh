@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages rowgate needs to build, test and run.
+# Idempotent and quick when everything is present: apt-get runs only when a
+# package is missing.
+set -euo pipefail
+
+packages=(
+  cmake make g++ pkg-config
+  libgrpc++-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev grpc-proto
+  libpqxx-dev libpq-dev libabsl-dev libgtest-dev libgmock-dev
+  postgresql-15 postgresql-contrib
+  ${EXTRA_PACKAGES:-}
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

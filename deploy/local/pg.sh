@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# A throwaway local PostgreSQL 15 for `make run`, `make test` and `make bench`.
+#
+#   pg.sh start          initdb on first use, then start (idempotent)
+#   pg.sh stop           stop it (idempotent)
+#   pg.sh url DB         print the connection URL of database DB
+#   pg.sh createdb DB    create DB with the demo schema and data if absent
+#   pg.sh recreatedb DB  drop and create DB with the demo schema and data
+#   pg.sh psql DB ...    run psql against DB
+#
+# Data lives in the project-local, git-ignored .rowgate/ directory when the
+# server's user can reach it, else under /tmp. It listens on a unix socket
+# only (no TCP port to collide with). PostgreSQL refuses to run as root, so
+# as root it runs as the `postgres` user.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+project=$(cd "$here/../.." && pwd)
+pgbin=/usr/lib/postgresql/15/bin
+hash=$(printf '%s' "$project" | md5sum | cut -c1-10)
+sockdir=/tmp/rowgate-pg-$hash   # short: unix socket paths are limited to 107 bytes
+
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+datadir() {
+  local local_dir=$project/.rowgate/pgdata
+  mkdir -p "$project/.rowgate"
+  if [ "$(id -u)" -eq 0 ]; then
+    # The postgres user must be able to traverse every parent directory.
+    if runuser -u postgres -- test -x "$project/.rowgate"; then
+      echo "$local_dir"; return
+    fi
+    echo "$sockdir/pgdata"; return
+  fi
+  echo "$local_dir"
+}
+
+start() {
+  local data; data=$(datadir)
+  mkdir -p "$sockdir"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$sockdir"; fi
+  if [ ! -f "$data/PG_VERSION" ]; then
+    mkdir -p "$data"
+    if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$data"; fi
+    as_pg "$pgbin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+    cat >>"$data/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$sockdir'
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = all
+max_connections = 200
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+shared_buffers = 256MB
+log_min_messages = warning
+CONF
+  fi
+  if as_pg "$pgbin/pg_ctl" -D "$data" status >/dev/null 2>&1; then return 0; fi
+  as_pg "$pgbin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null
+}
+
+stop() {
+  local data; data=$(datadir)
+  [ -f "$data/PG_VERSION" ] || return 0
+  if as_pg "$pgbin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    as_pg "$pgbin/pg_ctl" -D "$data" -m fast -w stop >/dev/null
+  fi
+}
+
+url() { echo "postgresql://postgres@/$1?host=$sockdir"; }
+
+psql_db() {
+  local db=$1; shift
+  "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 -h "$sockdir" -U postgres -d "$db" "$@"
+}
+
+db_exists() {
+  [ "$(psql_db postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$1'")" = 1 ]
+}
+
+createdb() {
+  local db=$1
+  if db_exists "$db"; then return 0; fi
+  psql_db postgres -c "CREATE DATABASE \"$db\""
+  psql_db "$db" -f "$project/deploy/schema.sql" >/dev/null
+  psql_db "$db" -f "$project/deploy/sample_data.sql" >/dev/null
+}
+
+recreatedb() {
+  psql_db postgres -c "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" >/dev/null
+  createdb "$1"
+}
+
+cmd=${1:-}; shift || true
+case "$cmd" in
+  start) start ;;
+  stop) stop ;;
+  url) url "$1" ;;
+  createdb) createdb "$1" ;;
+  recreatedb) recreatedb "$1" ;;
+  psql) psql_db "$@" ;;
+  *) echo "usage: $0 start|stop|url DB|createdb DB|recreatedb DB|psql DB [args]" >&2; exit 2 ;;
+esac
