@@ -1,0 +1,123 @@
+#include "storage/connection.h"
+
+#include <pqxx/pqxx>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "storage/pg_error.h"
+
+namespace rowgate::storage {
+namespace {
+
+// Distinct statement texts prepared per connection. Lookups, inserts of a
+// few row counts and updates of common column sets stay well below it;
+// ad-hoc Page filter shapes beyond it run unprepared.
+constexpr size_t kMaxPreparedStatements = 256;
+
+// Session settings rowgate's conversions rely on: timestamptz printed in UTC
+// and the ISO date style that value.cc parses.
+constexpr char kSessionSetup[] =
+    "SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'; "
+    "SET application_name = 'rowgate'; SET bytea_output = 'hex'";
+
+}  // namespace
+
+struct QueryResult::Rep {
+  pqxx::result result;
+};
+
+QueryResult::QueryResult() : rep_(std::make_shared<Rep>()) {}
+int QueryResult::rows() const { return static_cast<int>(rep_->result.size()); }
+int QueryResult::columns() const {
+  return static_cast<int>(rep_->result.columns());
+}
+bool QueryResult::is_null(int row, int column) const {
+  return rep_->result[row][column].is_null();
+}
+absl::string_view QueryResult::text(int row, int column) const {
+  const pqxx::field field = rep_->result[row][column];
+  return absl::string_view(field.c_str(), field.size());
+}
+long QueryResult::affected_rows() const {
+  return static_cast<long>(rep_->result.affected_rows());
+}
+
+struct Connection::State {
+  std::unique_ptr<pqxx::connection> conn;
+  absl::flat_hash_map<std::string, std::string> prepared;  // sql -> name
+};
+
+Connection::Connection(std::string url)
+    : url_(std::move(url)), state_(std::make_unique<State>()) {}
+
+Connection::~Connection() = default;
+
+int Connection::backend_pid() const {
+  return state_->conn ? state_->conn->backendpid() : 0;
+}
+
+absl::Status Connection::EnsureConnected() {
+  if (state_->conn && state_->conn->is_open()) return absl::OkStatus();
+  state_->conn.reset();
+  state_->prepared.clear();
+  try {
+    auto conn = std::make_unique<pqxx::connection>(url_);
+    pqxx::nontransaction txn(*conn);
+    txn.exec(kSessionSetup);
+    txn.commit();
+    state_->conn = std::move(conn);
+    return absl::OkStatus();
+  } catch (const std::exception& e) {
+    // libpq's connection errors name the host and socket, never a password.
+    return absl::UnavailableError(
+        absl::StrCat("cannot connect to PostgreSQL: ", e.what()));
+  }
+}
+
+absl::StatusOr<QueryResult> Connection::Execute(const std::string& sql,
+                                                const Params& params) {
+  if (absl::Status s = EnsureConnected(); !s.ok()) return s;
+  std::vector<const char*> raw;
+  raw.reserve(params.size());
+  for (const auto& p : params) raw.push_back(p ? p->c_str() : nullptr);
+  auto dynamic = pqxx::prepare::make_dynamic_params(raw);
+  QueryResult out;
+  auto rep = std::make_shared<QueryResult::Rep>();
+  try {
+    pqxx::nontransaction txn(*state_->conn);
+    auto it = state_->prepared.find(sql);
+    if (it == state_->prepared.end() &&
+        state_->prepared.size() < kMaxPreparedStatements) {
+      std::string name = absl::StrCat("rg", state_->prepared.size());
+      state_->conn->prepare(name, sql);
+      it = state_->prepared.emplace(sql, std::move(name)).first;
+    }
+    if (it != state_->prepared.end()) {
+      rep->result = txn.exec_prepared(it->second, dynamic);
+    } else {
+      rep->result = txn.exec_params(sql, dynamic);
+    }
+    txn.commit();
+  } catch (const pqxx::broken_connection& e) {
+    state_->conn.reset();
+    state_->prepared.clear();
+    return absl::UnavailableError(
+        absl::StrCat("lost the connection to PostgreSQL: ", e.what()));
+  } catch (const pqxx::sql_error& e) {
+    if (SqlStateBreaksConnection(e.sqlstate()) || !state_->conn->is_open()) {
+      state_->conn.reset();
+      state_->prepared.clear();
+    }
+    return StatusFromSqlState(e.sqlstate(), e.what());
+  } catch (const std::exception& e) {
+    // E.g. pqxx::usage_error or in_doubt_error: drop the connection rather
+    // than reuse one in an unknown state.
+    state_->conn.reset();
+    state_->prepared.clear();
+    return absl::InternalError(absl::StrCat("PostgreSQL client: ", e.what()));
+  }
+  out.rep_ = std::move(rep);
+  return out;
+}
+
+}  // namespace rowgate::storage

@@ -1,0 +1,79 @@
+// One PostgreSQL connection and the statements run on it.
+//
+// Connects lazily on first use and again after the connection broke, so a
+// restarted or briefly unreachable Postgres heals without a restart of
+// rowgate. Each distinct statement text is prepared once per connection (up
+// to a bound; rarer shapes then run unprepared). Every statement runs in
+// autocommit mode: rowgate's writes are single statements, atomic by
+// themselves, and a lookup costs one round trip.
+//
+// Not thread-safe: libpqxx's rule is one thread per connection at a time.
+// WorkerPool gives each of its threads a Connection of its own. Except for
+// CancelCurrentQuery(), every method blocks on the network.
+//
+// Example:
+//   Connection conn(url);
+//   absl::StatusOr<QueryResult> r =
+//       conn.Execute("SELECT name FROM users WHERE id = $1::bigint", {"42"});
+#ifndef ROWGATE_STORAGE_CONNECTION_H_
+#define ROWGATE_STORAGE_CONNECTION_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace rowgate::storage {
+
+// Statement parameters in PostgreSQL text form; std::nullopt is SQL NULL.
+using Params = std::vector<std::optional<std::string>>;
+
+// The rows a statement returned, read as text. Cheap to copy (shared).
+class QueryResult {
+ public:
+  QueryResult();
+  int rows() const;
+  int columns() const;
+  bool is_null(int row, int column) const;
+  absl::string_view text(int row, int column) const;
+  // Rows changed by an INSERT/UPDATE/DELETE.
+  long affected_rows() const;
+
+ private:
+  friend class Connection;
+  struct Rep;
+  std::shared_ptr<const Rep> rep_;
+};
+
+class Connection {
+ public:
+  // `url` is a libpq connection string or URI. Does not connect.
+  explicit Connection(std::string url);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Runs one statement with bound parameters. UNAVAILABLE when Postgres
+  // cannot be reached (the next call reconnects); other errors as mapped by
+  // pg_error.h. Blocks.
+  absl::StatusOr<QueryResult> Execute(const std::string& sql,
+                                      const Params& params);
+
+  // Connects now if not connected. Blocks.
+  absl::Status EnsureConnected();
+
+  // The backend's process id, or 0 when not connected.
+  int backend_pid() const;
+
+ private:
+  struct State;
+  std::string url_;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace rowgate::storage
+
+#endif  // ROWGATE_STORAGE_CONNECTION_H_

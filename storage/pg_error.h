@@ -1,0 +1,28 @@
+// The one place where PostgreSQL errors become absl::Status codes.
+//
+// Follows abseil's guide for choosing a code: UNAVAILABLE when just this call
+// may be retried (connection lost, server shutting down), ABORTED when the
+// caller should retry at a higher level (serialization failure, deadlock),
+// FAILED_PRECONDITION when the database state must change first (foreign key,
+// check), ALREADY_EXISTS for a unique violation, INVALID_ARGUMENT for a
+// request that can never succeed (bad value, not-null violation).
+// Pure functions; thread-safe.
+#ifndef ROWGATE_STORAGE_PG_ERROR_H_
+#define ROWGATE_STORAGE_PG_ERROR_H_
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace rowgate::storage {
+
+// Maps an SQLSTATE (e.g. "23505") and the server's message to a Status whose
+// message carries PostgreSQL's text.
+absl::Status StatusFromSqlState(absl::string_view sqlstate,
+                                absl::string_view message);
+
+// Whether an error with this SQLSTATE leaves the connection unusable.
+bool SqlStateBreaksConnection(absl::string_view sqlstate);
+
+}  // namespace rowgate::storage
+
+#endif  // ROWGATE_STORAGE_PG_ERROR_H_

@@ -1,0 +1,114 @@
+// The statements rowgate runs against an entity: lookup by keys, insert,
+// optimistic update, delete and keyset paging.
+//
+// Each function builds its SQL only from the Entity's catalog identifiers
+// (quoted) and binds every value as a parameter, runs ONE statement on the
+// given connection (Update and Delete may run a second, read-only one to
+// explain a refusal), and returns rows aligned with Entity::columns.
+// Values of the wrong kind for a column give INVALID_ARGUMENT naming it.
+//
+// Free functions: thread-safe as long as each Connection is used by one
+// thread at a time. All of them block on the connection.
+#ifndef ROWGATE_STORAGE_TABLE_OPS_H_
+#define ROWGATE_STORAGE_TABLE_OPS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "storage/catalog.h"
+#include "storage/connection.h"
+#include "storage/value.h"
+
+namespace rowgate::storage {
+
+// Column index -> value, for the columns a request names.
+using ColumnValues = std::vector<std::pair<int, Value>>;
+
+// Rows found by a key lookup, by canonical key text (see CanonicalKey).
+struct KeyedRows {
+  absl::flat_hash_map<std::string, std::vector<Row>> by_key;
+};
+
+// SELECT every column WHERE key_column = ANY($1): one query for all `keys`
+// (canonical key texts, distinct).
+absl::StatusOr<KeyedRows> FetchByKeys(Connection& conn, const Entity& entity,
+                                      int key_column,
+                                      const std::vector<std::string>& keys);
+
+// The SQL text FetchByKeys runs (for tests and query counting).
+std::string LookupSql(const Entity& entity, int key_column);
+
+// One INSERT ... VALUES (...), (...) RETURNING: all rows or none. Columns a
+// row leaves out take their DEFAULT. Returns the stored rows in order.
+absl::StatusOr<std::vector<Row>> InsertRows(
+    Connection& conn, const Entity& entity,
+    const std::vector<ColumnValues>& rows);
+
+// Updates the columns present in `values`, which must hold the primary key
+// and, where the entity has a version column, the version the caller read.
+// One atomic UPDATE ... WHERE key = $k AND version = $v, setting the version
+// to now. ABORTED (with the stored version) when the version is stale,
+// NOT_FOUND when no row has the key.
+absl::StatusOr<Row> UpdateRow(Connection& conn, const Entity& entity,
+                              const ColumnValues& values);
+
+// Deletes rows by primary key; returns, per requested key, whether it was
+// deleted. With `expected_version` (exactly one key): deletes only when the
+// version still matches, else ABORTED.
+absl::StatusOr<std::vector<bool>> DeleteRows(
+    Connection& conn, const Entity& entity, const std::vector<Value>& keys,
+    const std::optional<Value>& expected_version);
+
+enum class FilterOp {
+  kEqual,
+  kNotEqual,
+  kLess,
+  kLessOrEqual,
+  kGreater,
+  kGreaterOrEqual,
+  kIn,
+  kIsNull,
+  kIsNotNull,
+};
+
+struct FilterSpec {
+  int column = -1;
+  FilterOp op = FilterOp::kEqual;
+  std::vector<Value> values;  // one for comparisons, any number for kIn
+};
+
+struct OrderSpec {
+  int column = -1;
+  bool descending = false;
+};
+
+struct PageQuery {
+  std::vector<FilterSpec> filters;
+  std::vector<OrderSpec> order;  // the primary key is appended as tie-break
+  int limit = 50;
+  int64_t offset = 0;
+  std::string page_token;
+};
+
+struct PageResult {
+  std::vector<Row> rows;
+  std::string next_page_token;  // empty: no more rows
+};
+
+// One page by keyset: WHERE filters AND (sort key) > (cursor) ORDER BY ...
+// LIMIT limit+1. INVALID_ARGUMENT for a malformed token or one issued for a
+// different entity, filter or order.
+absl::StatusOr<PageResult> FetchPage(Connection& conn, const Entity& entity,
+                                     const PageQuery& query);
+
+// RFC 3339 text of a stored version value, for messages.
+std::string DescribeValue(const Value& value);
+
+}  // namespace rowgate::storage
+
+#endif  // ROWGATE_STORAGE_TABLE_OPS_H_

@@ -1,0 +1,64 @@
+#include "storage/worker_pool.h"
+
+#include <utility>
+
+namespace rowgate::storage {
+
+WorkerPool::WorkerPool(Options options) : options_(std::move(options)) {
+  const int size = options_.size > 0 ? options_.size : 1;
+  threads_.reserve(size);
+  for (int i = 0; i < size; ++i) {
+    threads_.emplace_back([this, i] { Run(i); });
+  }
+}
+
+WorkerPool::~WorkerPool() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  for (std::thread& t : threads_) t.join();
+}
+
+void WorkerPool::Post(Task task) {
+  absl::MutexLock lock(&mu_);
+  queue_.push_back(std::move(task));
+}
+
+absl::Status WorkerPool::TryPost(Task task) {
+  absl::MutexLock lock(&mu_);
+  if (queue_.size() >= options_.max_queued) {
+    return absl::ResourceExhaustedError(
+        "too many database operations are waiting; retry later");
+  }
+  queue_.push_back(std::move(task));
+  return absl::OkStatus();
+}
+
+size_t WorkerPool::queued() const {
+  absl::MutexLock lock(&mu_);
+  return queue_.size();
+}
+
+void WorkerPool::Run(int index) {
+  (void)index;
+  Connection conn(options_.database_url);
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !queue_.empty() || stopping_;
+  };
+  while (true) {
+    Task task;
+    {
+      absl::MutexLock lock(&mu_, absl::Condition(&ready));
+      // Drain before stopping: every queued caller gets its answer.
+      if (queue_.empty()) return;
+      task = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    busy_.fetch_add(1, std::memory_order_relaxed);
+    std::move(task)(conn);
+    busy_.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace rowgate::storage
