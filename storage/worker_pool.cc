@@ -12,12 +12,16 @@ WorkerPool::WorkerPool(Options options) : options_(std::move(options)) {
   }
 }
 
-WorkerPool::~WorkerPool() {
+WorkerPool::~WorkerPool() { Shutdown(); }
+
+void WorkerPool::Shutdown() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  for (std::thread& t : threads_) t.join();
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
 }
 
 void WorkerPool::Post(Task task) {
@@ -27,6 +31,9 @@ void WorkerPool::Post(Task task) {
 
 absl::Status WorkerPool::TryPost(Task task) {
   absl::MutexLock lock(&mu_);
+  if (stopping_) {
+    return absl::UnavailableError("rowgate is shutting down");
+  }
   if (queue_.size() >= options_.max_queued) {
     return absl::ResourceExhaustedError(
         "too many database operations are waiting; retry later");

@@ -4,7 +4,8 @@
 //
 // Thread-safe. Tasks may post further tasks. The destructor stops taking
 // tasks, runs those already queued (so every caller is answered), then joins
-// the threads; it must not run on one of the pool's own threads.
+// the threads (see Shutdown); it must not run on one of the pool's own
+// threads.
 //
 // Example:
 //   WorkerPool pool({.database_url = url, .size = 4});
@@ -41,6 +42,11 @@ class WorkerPool {
   explicit WorkerPool(Options options);
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
+
+  // Runs the tasks already queued, then stops the workers. Tasks posted
+  // after the workers stopped never run. Idempotent; blocks; not from a
+  // worker thread.
+  void Shutdown();
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   // Queues `task`; it runs on a worker with that worker's connection. Never

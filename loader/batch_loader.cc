@@ -1,0 +1,324 @@
+#include "loader/batch_loader.h"
+
+#include <deque>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace rowgate::loader {
+
+void PoolBatchExecutor::Run(Task task) {
+  pool_.Post([task = std::move(task)](storage::Connection& conn) mutable {
+    std::move(task)([&conn](const storage::Entity& entity, int key_column,
+                            const std::vector<std::string>& keys) {
+      return storage::FetchByKeys(conn, entity, key_column, keys);
+    });
+  });
+}
+
+class LoadTicket {
+ public:
+  LoadTicket(LoadRequest request, LoadCallback done)
+      : request(std::move(request)), done(std::move(done)) {}
+
+  // True for exactly one caller: the one that answers.
+  bool Claim() { return !answered.exchange(true, std::memory_order_acq_rel); }
+  bool IsAnswered() const { return answered.load(std::memory_order_acquire); }
+
+  const LoadRequest request;
+  LoadCallback done;
+  std::atomic<bool> answered{false};
+  const absl::Time arrived = absl::Now();
+
+  // Guarded by the queue's mutex (Loader::KeyQueue::mu).
+  size_t next_key = 0;  // keys before it are in a batch (or dropped)
+  int outstanding_batches = 0;
+  bool dispatch_recorded = false;
+  std::vector<std::shared_ptr<const storage::KeyedRows>> batches;
+};
+
+struct Loader::KeyQueue {
+  KeyQueue(const storage::Entity* entity, int key_column)
+      : entity(entity), key_column(key_column) {}
+  const storage::Entity* const entity;
+  const int key_column;
+
+  absl::Mutex mu;
+  // Tickets with keys not yet in a batch, oldest first.
+  std::deque<std::shared_ptr<LoadTicket>> pending ABSL_GUARDED_BY(mu);
+  size_t pending_keys ABSL_GUARDED_BY(mu) = 0;
+  int inflight ABSL_GUARDED_BY(mu) = 0;
+  // A RunBatch task is queued on the executor (or held by the timer).
+  bool scheduled ABSL_GUARDED_BY(mu) = false;
+};
+
+struct Loader::Batch {
+  std::vector<std::string> keys;  // distinct
+  std::vector<std::shared_ptr<LoadTicket>> tickets;
+};
+
+namespace {
+
+LoadResult Assemble(const LoadTicket& ticket) {
+  LoadResult result;
+  result.batches = ticket.batches;
+  result.rows_per_key.reserve(ticket.request.keys.size());
+  for (const std::string& key : ticket.request.keys) {
+    const std::vector<storage::Row>* rows = nullptr;
+    for (const auto& batch : ticket.batches) {
+      auto it = batch->by_key.find(key);
+      if (it != batch->by_key.end()) {
+        rows = &it->second;
+        break;
+      }
+    }
+    result.rows_per_key.push_back(rows);
+  }
+  return result;
+}
+
+}  // namespace
+
+Loader::Loader(Options options, BatchExecutor& executor)
+    : options_(std::move(options)), executor_(executor) {
+  if (options_.max_wait > absl::ZeroDuration()) {
+    timer_thread_ = std::thread([this] { TimerLoop(); });
+  }
+}
+
+Loader::~Loader() {
+  {
+    absl::MutexLock lock(&timer_mu_);
+    stopping_ = true;
+  }
+  if (timer_thread_.joinable()) timer_thread_.join();
+}
+
+Loader::KeyQueue& Loader::QueueFor(const storage::Entity* entity,
+                                   int key_column) {
+  const auto id = std::make_pair(entity, key_column);
+  {
+    absl::ReaderMutexLock lock(&queues_mu_);
+    auto it = queues_.find(id);
+    if (it != queues_.end()) return *it->second;
+  }
+  absl::MutexLock lock(&queues_mu_);
+  auto& slot = queues_[id];
+  if (!slot) slot = std::make_unique<KeyQueue>(entity, key_column);
+  return *slot;
+}
+
+std::shared_ptr<LoadTicket> Loader::Load(LoadRequest request,
+                                         LoadCallback done) {
+  const size_t key_count = request.keys.size();
+  stats_.RecordRequest(key_count);
+  auto ticket =
+      std::make_shared<LoadTicket>(std::move(request), std::move(done));
+  if (key_count == 0) {
+    ticket->Claim();
+    std::move(ticket->done)(LoadResult{});
+    return ticket;
+  }
+  // Reserve room among the pending keys, or refuse at once.
+  size_t pending = pending_keys_.load(std::memory_order_relaxed);
+  do {
+    if (pending + key_count > options_.max_pending_keys) {
+      stats_.RecordRejected();
+      ticket->Claim();
+      std::move(ticket->done)(absl::ResourceExhaustedError(absl::StrCat(
+          "rowgate is overloaded: ", pending,
+          " keys are already waiting for the database; retry later")));
+      return ticket;
+    }
+  } while (!pending_keys_.compare_exchange_weak(pending, pending + key_count,
+                                                std::memory_order_relaxed));
+
+  if (!options_.merge) {
+    executor_.Run([this, ticket](BatchExecutor::FetchFn fetch) {
+      RunUnmerged(ticket, fetch);
+    });
+    return ticket;
+  }
+  KeyQueue& queue =
+      QueueFor(ticket->request.entity, ticket->request.key_column);
+  absl::MutexLock lock(&queue.mu);
+  queue.pending.push_back(ticket);
+  queue.pending_keys += key_count;
+  MaybeSchedule(queue);
+  return ticket;
+}
+
+void Loader::Cancel(const std::shared_ptr<LoadTicket>& ticket,
+                    absl::Status status) {
+  if (ticket == nullptr || !ticket->Claim()) return;
+  stats_.RecordCancelled();
+  if (options_.merge) {
+    KeyQueue& queue =
+        QueueFor(ticket->request.entity, ticket->request.key_column);
+    absl::MutexLock lock(&queue.mu);
+    DropPendingKeys(queue, *ticket);
+  }
+  // Unmerged tickets release their reservation when their query returns.
+  std::move(ticket->done)(std::move(status));
+}
+
+void Loader::DropPendingKeys(KeyQueue& queue, LoadTicket& ticket) {
+  const size_t left = ticket.request.keys.size() - ticket.next_key;
+  ticket.next_key = ticket.request.keys.size();
+  queue.pending_keys -= left;
+  pending_keys_.fetch_sub(left, std::memory_order_relaxed);
+  // The ticket itself leaves `pending` when TakeBatch reaches it.
+}
+
+void Loader::MaybeSchedule(KeyQueue& queue) {
+  if (queue.scheduled || queue.pending_keys == 0) return;
+  const bool backlog = queue.pending_keys >= options_.max_keys_per_query;
+  if (queue.inflight >= options_.max_inflight_per_queue &&
+      !(backlog && queue.inflight < options_.max_parallel_split)) {
+    return;  // the query in flight picks these keys up when it returns
+  }
+  queue.scheduled = true;
+  if (options_.max_wait > absl::ZeroDuration() && !backlog) {
+    // Hold the batch until the oldest key has waited max_wait.
+    const absl::Time due = queue.pending.front()->arrived + options_.max_wait;
+    absl::MutexLock lock(&timer_mu_);
+    timers_.emplace(due, &queue);
+    return;
+  }
+  executor_.Run(
+      [this, &queue](BatchExecutor::FetchFn fetch) { RunBatch(queue, fetch); });
+}
+
+void Loader::TimerLoop() {
+  absl::MutexLock lock(&timer_mu_);
+  while (!stopping_) {
+    const absl::Time now = absl::Now();
+    while (!timers_.empty() && timers_.begin()->first <= now) {
+      KeyQueue* queue = timers_.begin()->second;
+      timers_.erase(timers_.begin());
+      executor_.Run([this, queue](BatchExecutor::FetchFn fetch) {
+        RunBatch(*queue, fetch);
+      });
+    }
+    const absl::Time next = timers_.empty() ? now + absl::Milliseconds(100)
+                                            : timers_.begin()->first;
+    auto changed = [this, next]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(timer_mu_) {
+      return stopping_ || (!timers_.empty() && timers_.begin()->first < next);
+    };
+    timer_mu_.AwaitWithDeadline(absl::Condition(&changed), next);
+  }
+}
+
+void Loader::TakeBatch(KeyQueue& queue, Batch& batch) {
+  absl::flat_hash_set<absl::string_view> seen;
+  const absl::Time now = absl::Now();
+  while (!queue.pending.empty() &&
+         batch.keys.size() < options_.max_keys_per_query) {
+    std::shared_ptr<LoadTicket>& ticket = queue.pending.front();
+    const std::vector<std::string>& keys = ticket->request.keys;
+    bool attached = false;
+    while (ticket->next_key < keys.size()) {
+      const std::string& key = keys[ticket->next_key];
+      if (!seen.contains(key)) {
+        if (batch.keys.size() == options_.max_keys_per_query) break;
+        seen.insert(key);
+        batch.keys.push_back(key);
+      }
+      ++ticket->next_key;
+      --queue.pending_keys;
+      pending_keys_.fetch_sub(1, std::memory_order_relaxed);
+      attached = true;
+    }
+    if (attached) {
+      ++ticket->outstanding_batches;
+      if (!ticket->dispatch_recorded) {
+        ticket->dispatch_recorded = true;
+        stats_.RecordDispatchWait(now - ticket->arrived);
+      }
+      batch.tickets.push_back(ticket);
+    }
+    if (ticket->next_key < keys.size()) break;  // the batch is full
+    queue.pending.pop_front();
+  }
+}
+
+void Loader::RunBatch(KeyQueue& queue, BatchExecutor::FetchFn fetch) {
+  Batch batch;
+  {
+    absl::MutexLock lock(&queue.mu);
+    queue.scheduled = false;
+    TakeBatch(queue, batch);
+    if (batch.keys.empty()) {
+      // Every waiter was cancelled: nothing is sent.
+      MaybeSchedule(queue);
+      return;
+    }
+    ++queue.inflight;
+    MaybeSchedule(queue);  // a backlog beyond this batch may start another
+  }
+
+  absl::StatusOr<storage::KeyedRows> fetched =
+      fetch(*queue.entity, queue.key_column, batch.keys);
+  stats_.RecordQuery(batch.keys.size(), !fetched.ok());
+  std::shared_ptr<const storage::KeyedRows> rows;
+  if (fetched.ok()) {
+    rows = std::make_shared<const storage::KeyedRows>(std::move(*fetched));
+  }
+
+  // Answer outside the lock; collect who is complete while holding it.
+  std::vector<std::shared_ptr<LoadTicket>> complete, failed;
+  {
+    absl::MutexLock lock(&queue.mu);
+    --queue.inflight;
+    for (std::shared_ptr<LoadTicket>& ticket : batch.tickets) {
+      --ticket->outstanding_batches;
+      if (ticket->IsAnswered()) continue;
+      if (rows == nullptr) {
+        DropPendingKeys(queue, *ticket);
+        failed.push_back(std::move(ticket));
+        continue;
+      }
+      ticket->batches.push_back(rows);
+      if (ticket->outstanding_batches == 0 &&
+          ticket->next_key == ticket->request.keys.size()) {
+        complete.push_back(std::move(ticket));
+      }
+    }
+    MaybeSchedule(queue);
+  }
+  for (auto& ticket : failed) {
+    if (ticket->Claim()) std::move(ticket->done)(fetched.status());
+  }
+  for (auto& ticket : complete) {
+    // Complete tickets are no longer touched by the queue: read unlocked.
+    if (ticket->Claim()) std::move(ticket->done)(Assemble(*ticket));
+  }
+}
+
+void Loader::RunUnmerged(std::shared_ptr<LoadTicket> ticket,
+                         BatchExecutor::FetchFn fetch) {
+  const size_t key_count = ticket->request.keys.size();
+  pending_keys_.fetch_sub(key_count, std::memory_order_relaxed);
+  if (ticket->IsAnswered()) return;  // cancelled before it was sent
+  stats_.RecordDispatchWait(absl::Now() - ticket->arrived);
+  // Deduplicated within the request, as any caller would.
+  std::vector<std::string> keys;
+  absl::flat_hash_set<absl::string_view> seen;
+  for (const std::string& key : ticket->request.keys) {
+    if (seen.insert(key).second) keys.push_back(key);
+  }
+  absl::StatusOr<storage::KeyedRows> fetched =
+      fetch(*ticket->request.entity, ticket->request.key_column, keys);
+  stats_.RecordQuery(keys.size(), !fetched.ok());
+  if (!ticket->Claim()) return;
+  if (!fetched.ok()) {
+    std::move(ticket->done)(fetched.status());
+    return;
+  }
+  ticket->batches.push_back(
+      std::make_shared<const storage::KeyedRows>(std::move(*fetched)));
+  std::move(ticket->done)(Assemble(*ticket));
+}
+
+}  // namespace rowgate::loader

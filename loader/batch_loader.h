@@ -1,0 +1,162 @@
+// The loader: merges key lookups that wait at the same moment, from every
+// caller, into one `SELECT ... WHERE key = ANY($1)` per (entity, key column),
+// and hands each caller exactly its own keys back, in its order.
+//
+// No fixed delay. A lookup is sent as soon as its queue has no query in
+// flight, so a lone caller pays no batching wait. While a query runs, newly
+// arriving keys gather and leave together the moment it returns (natural
+// batching, like a database's group commit). A batch holds at most
+// max_keys_per_query distinct keys; more pending keys than that are split
+// across connections. max_wait > 0 trades latency for larger batches.
+//
+// Keys are deduplicated within a batch only: every answer comes from a query
+// that started after the lookup arrived (no cross-request cache).
+//
+// Thread-safe. Load() and Cancel() never block. The loader must outlive every
+// task it gave its BatchExecutor (shut the executor down first).
+//
+// Example:
+//   Loader loader(options, executor);
+//   auto ticket = loader.Load({entity, entity->primary_key, {"1", "4", "4"}},
+//       [](absl::StatusOr<LoadResult> result) { ... });
+//   ...
+//   loader.Cancel(ticket, absl::CancelledError("client went away"));
+#ifndef ROWGATE_LOADER_BATCH_LOADER_H_
+#define ROWGATE_LOADER_BATCH_LOADER_H_
+
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "loader/loader_stats.h"
+#include "storage/catalog.h"
+#include "storage/table_ops.h"
+#include "storage/worker_pool.h"
+
+namespace rowgate::loader {
+
+// Where batches run. The production one is PoolBatchExecutor (a
+// storage::WorkerPool); tests use one whose fetch blocks until released.
+class BatchExecutor {
+ public:
+  // Runs a lookup; blocks on the database.
+  using FetchFn = absl::FunctionRef<absl::StatusOr<storage::KeyedRows>(
+      const storage::Entity& entity, int key_column,
+      const std::vector<std::string>& keys)>;
+  using Task = absl::AnyInvocable<void(FetchFn fetch) &&>;
+
+  virtual ~BatchExecutor() = default;
+  // Runs `task` on a database worker as soon as one is free. Never blocks.
+  virtual void Run(Task task) = 0;
+};
+
+// Runs batches on a storage::WorkerPool, each on the worker's connection.
+class PoolBatchExecutor : public BatchExecutor {
+ public:
+  explicit PoolBatchExecutor(storage::WorkerPool& pool) : pool_(pool) {}
+  void Run(Task task) override;
+
+ private:
+  storage::WorkerPool& pool_;
+};
+
+struct LoadRequest {
+  const storage::Entity* entity = nullptr;
+  int key_column = -1;
+  // Canonical key texts (storage::CanonicalKey), in the caller's order;
+  // duplicates allowed.
+  std::vector<std::string> keys;
+};
+
+struct LoadResult {
+  // Per requested key, in order: the rows found, or nullptr when none.
+  std::vector<const std::vector<storage::Row>*> rows_per_key;
+  // Keeps the rows pointed to alive; batches are shared among callers.
+  std::vector<std::shared_ptr<const storage::KeyedRows>> batches;
+};
+
+using LoadCallback = absl::AnyInvocable<void(absl::StatusOr<LoadResult>) &&>;
+
+// One caller's lookup in flight. Opaque; hold it to Cancel.
+class LoadTicket;
+
+class Loader {
+ public:
+  struct Options {
+    // false: one query per Load, never merged (for comparison in benches).
+    bool merge = true;
+    size_t max_keys_per_query = 1000;
+    // Queries in flight per (entity, key column) before new keys wait for
+    // one to return. More run only to split a backlog larger than a batch.
+    int max_inflight_per_queue = 1;
+    // Upper bound for queries in flight per queue when splitting a backlog.
+    int max_parallel_split = 4;
+    // Hold a batch this long for more keys (0: send at once).
+    absl::Duration max_wait = absl::ZeroDuration();
+    // Keys waiting to be sent, over all queues; beyond it Load answers
+    // RESOURCE_EXHAUSTED at once.
+    size_t max_pending_keys = 100000;
+  };
+
+  Loader(Options options, BatchExecutor& executor);
+  ~Loader();
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  // Starts a lookup. `done` runs exactly once: on a database worker with the
+  // rows (or the batch's error), inside Cancel(), or inline with
+  // RESOURCE_EXHAUSTED when too many keys are pending. Never blocks.
+  std::shared_ptr<LoadTicket> Load(LoadRequest request, LoadCallback done);
+
+  // Answers the lookup with `status` now unless it has been answered already,
+  // and drops its keys from batches not yet sent. Never blocks.
+  void Cancel(const std::shared_ptr<LoadTicket>& ticket, absl::Status status);
+
+  LoaderStatsSnapshot Stats() const { return stats_.Snapshot(); }
+
+ private:
+  struct KeyQueue;
+  struct Batch;
+
+  KeyQueue& QueueFor(const storage::Entity* entity, int key_column);
+  void MaybeSchedule(KeyQueue& queue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue.mu);
+  void TakeBatch(KeyQueue& queue, Batch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue.mu);
+  void DropPendingKeys(KeyQueue& queue, LoadTicket& ticket)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue.mu);
+  void RunBatch(KeyQueue& queue, BatchExecutor::FetchFn fetch);
+  void RunUnmerged(std::shared_ptr<LoadTicket> ticket,
+                   BatchExecutor::FetchFn fetch);
+  void TimerLoop();
+
+  const Options options_;
+  BatchExecutor& executor_;
+  LoaderStats stats_;
+  std::atomic<size_t> pending_keys_{0};
+
+  absl::Mutex queues_mu_;
+  absl::flat_hash_map<std::pair<const storage::Entity*, int>,
+                      std::unique_ptr<KeyQueue>>
+      queues_ ABSL_GUARDED_BY(queues_mu_);
+
+  // Only with max_wait > 0: queues whose batch is held until a deadline.
+  absl::Mutex timer_mu_;
+  std::multimap<absl::Time, KeyQueue*> timers_ ABSL_GUARDED_BY(timer_mu_);
+  bool stopping_ ABSL_GUARDED_BY(timer_mu_) = false;
+  std::thread timer_thread_;
+};
+
+}  // namespace rowgate::loader
+
+#endif  // ROWGATE_LOADER_BATCH_LOADER_H_

@@ -1,0 +1,647 @@
+#include "service/data_service.h"
+
+#include <deque>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "service/proto_convert.h"
+#include "storage/table_ops.h"
+
+namespace rowgate::service {
+namespace {
+
+// The status for a call that gRPC cancelled: its deadline passed, or the
+// client went away.
+absl::Status CancellationStatus(grpc::CallbackServerContext* context) {
+  if (context->deadline() <= std::chrono::system_clock::now()) {
+    return absl::DeadlineExceededError(
+        "deadline exceeded before the lookup finished");
+  }
+  return absl::CancelledError("the call was cancelled by the client");
+}
+
+// One unary BatchGet: waits on the loader, finishes from the worker that
+// answered it, or at once when cancelled.
+class BatchGetReactor final : public grpc::ServerUnaryReactor {
+ public:
+  BatchGetReactor(DataServiceImpl& service,
+                  grpc::CallbackServerContext* context,
+                  const v1::BatchGetRequest* request,
+                  v1::BatchGetResponse* response)
+      : service_(service),
+        context_(context),
+        request_(request),
+        response_(response) {}
+
+  void Start() {
+    absl::StatusOr<PreparedLookup> lookup = service_.PrepareLookup(*request_);
+    if (!lookup.ok()) {
+      Finish(ToGrpcStatus(lookup.status()));
+      return;
+    }
+    lookup_ = std::move(*lookup);
+    // gRPC delivers OnCancel and OnDone only after this handler returns, so
+    // ticket_ is set before OnCancel reads it, and `this` outlives Start().
+    ticket_ = service_.StartLookup(
+        std::move(lookup_.load),
+        [this](absl::StatusOr<loader::LoadResult> result) {
+          if (!result.ok()) {
+            Finish(ToGrpcStatus(result.status()));
+            return;
+          }
+          service_.FillResponse(lookup_, *request_, *result, response_);
+          Finish(grpc::Status::OK);
+        });
+  }
+
+  void OnCancel() override {
+    service_.CancelLookup(ticket_, CancellationStatus(context_));
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  DataServiceImpl& service_;
+  grpc::CallbackServerContext* const context_;
+  const v1::BatchGetRequest* const request_;
+  v1::BatchGetResponse* const response_;
+  PreparedLookup lookup_;
+  std::shared_ptr<loader::LoadTicket> ticket_;
+};
+
+// StreamBatchGet: many requests in flight per stream, each answered with its
+// tag as soon as its rows are in; a failed request answers with an error
+// for its tag and the stream goes on. Reading pauses while
+// max_inflight_per_stream requests are in flight (backpressure).
+class StreamBatchGetReactor final
+    : public grpc::ServerBidiReactor<v1::StreamBatchGetRequest,
+                                     v1::StreamBatchGetResponse> {
+ public:
+  StreamBatchGetReactor(DataServiceImpl& service,
+                        grpc::CallbackServerContext* context)
+      : service_(service), context_(context) {
+    StartRead(&incoming_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      absl::MutexLock lock(&mu_);
+      reads_done_ = true;
+      MaybeFinishLocked();
+      return;
+    }
+    v1::StreamBatchGetRequest message = std::move(incoming_);
+    incoming_.Clear();
+    const uint64_t tag = message.tag();
+    auto request = std::make_shared<v1::BatchGetRequest>(
+        std::move(*message.mutable_request()));
+    absl::StatusOr<PreparedLookup> lookup = service_.PrepareLookup(*request);
+    if (!lookup.ok()) {
+      v1::StreamBatchGetResponse answer;
+      answer.set_tag(tag);
+      answer.mutable_error()->set_code(
+          static_cast<int>(lookup.status().code()));
+      answer.mutable_error()->set_message(
+          std::string(lookup.status().message()));
+      absl::MutexLock lock(&mu_);
+      EnqueueLocked(std::move(answer));
+      ReadNextLocked();
+      return;
+    }
+    uint64_t serial;
+    {
+      absl::MutexLock lock(&mu_);
+      serial = next_serial_++;
+      ++active_;
+      inflight_[serial] = nullptr;
+    }
+    auto prepared = std::make_shared<PreparedLookup>(std::move(*lookup));
+    std::shared_ptr<loader::LoadTicket> ticket = service_.StartLookup(
+        std::move(prepared->load),
+        [this, serial, tag, request,
+         prepared](absl::StatusOr<loader::LoadResult> result) {
+          OnLoaded(serial, tag, *request, *prepared, std::move(result));
+        });
+    absl::MutexLock lock(&mu_);
+    auto it = inflight_.find(serial);
+    if (it != inflight_.end()) it->second = std::move(ticket);
+    ReadNextLocked();
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writes_.pop_front();
+    if (!ok) {
+      // The client is gone; OnCancel follows. Stop writing.
+      broken_ = true;
+      writes_.clear();
+    }
+    if (!writes_.empty()) {
+      StartWrite(&writes_.front());
+    } else {
+      writing_ = false;
+      MaybeFinishLocked();
+    }
+  }
+
+  void OnCancel() override {
+    std::vector<std::shared_ptr<loader::LoadTicket>> tickets;
+    {
+      absl::MutexLock lock(&mu_);
+      broken_ = true;
+      for (auto& [serial, ticket] : inflight_) tickets.push_back(ticket);
+    }
+    const absl::Status status = CancellationStatus(context_);
+    for (auto& ticket : tickets) service_.CancelLookup(ticket, status);
+    absl::MutexLock lock(&mu_);
+    MaybeFinishLocked();
+  }
+
+  void OnDone() override {
+    bool last;
+    {
+      absl::MutexLock lock(&mu_);
+      done_ = true;
+      last = active_ == 0;
+    }
+    if (last) delete this;
+  }
+
+ private:
+  void OnLoaded(uint64_t serial, uint64_t tag,
+                const v1::BatchGetRequest& request,
+                const PreparedLookup& lookup,
+                absl::StatusOr<loader::LoadResult> result) {
+    v1::StreamBatchGetResponse answer;
+    answer.set_tag(tag);
+    if (result.ok()) {
+      service_.FillResponse(lookup, request, *result,
+                            answer.mutable_response());
+    } else {
+      answer.mutable_error()->set_code(
+          static_cast<int>(result.status().code()));
+      answer.mutable_error()->set_message(
+          std::string(result.status().message()));
+    }
+    bool last;
+    {
+      absl::MutexLock lock(&mu_);
+      inflight_.erase(serial);
+      --active_;
+      EnqueueLocked(std::move(answer));
+      if (read_paused_) ReadNextLocked();
+      MaybeFinishLocked();
+      // OnDone may have come already (a cancelled stream finishes without
+      // waiting for answers being computed on workers); the last one out
+      // deletes.
+      last = done_ && active_ == 0;
+    }
+    if (last) delete this;
+  }
+
+  void ReadNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (reads_done_ || broken_) return;
+    if (active_ >= service_.options().max_inflight_per_stream) {
+      read_paused_ = true;
+      return;
+    }
+    read_paused_ = false;
+    StartRead(&incoming_);
+  }
+
+  void EnqueueLocked(v1::StreamBatchGetResponse answer)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (broken_ || finished_) return;
+    writes_.push_back(std::move(answer));
+    if (!writing_) {
+      writing_ = true;
+      StartWrite(&writes_.front());
+    }
+  }
+
+  void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || writing_) return;
+    if (broken_) {
+      finished_ = true;
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"));
+    } else if (reads_done_ && active_ == 0) {
+      finished_ = true;
+      Finish(grpc::Status::OK);
+    }
+  }
+
+  DataServiceImpl& service_;
+  grpc::CallbackServerContext* const context_;
+  v1::StreamBatchGetRequest incoming_;  // only touched by the read chain
+
+  absl::Mutex mu_;
+  std::deque<v1::StreamBatchGetResponse> writes_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, std::shared_ptr<loader::LoadTicket>> inflight_
+      ABSL_GUARDED_BY(mu_);
+  uint64_t next_serial_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t active_ ABSL_GUARDED_BY(mu_) = 0;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// Runs `work` on a database worker and finishes `reactor` with its status.
+// RESOURCE_EXHAUSTED at once when the pool's queue is full.
+template <typename Work>
+void RunOnWorker(storage::WorkerPool& pool, grpc::ServerUnaryReactor* reactor,
+                 Work work) {
+  absl::Status queued = pool.TryPost(
+      [reactor, work = std::move(work)](storage::Connection& conn) mutable {
+        reactor->Finish(ToGrpcStatus(work(conn)));
+      });
+  if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));
+}
+
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+                                    const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+storage::Row SynthesizedUser(int64_t id) {
+  return storage::Row{
+      id,
+      absl::StrCat("Name", id),
+      absl::StrCat("Surname", id),
+      absl::StrCat("user", id, "@university.world"),
+      storage::Timestamp{1700000000000000 + id},
+      id + 1000,
+  };
+}
+
+}  // namespace
+
+std::shared_ptr<const storage::Catalog> MemoryBackendCatalog() {
+  storage::Entity users;
+  users.name = "users";
+  users.qualified_name = "\"public\".\"users\"";
+  auto column = [](std::string name, std::string type, storage::ColumnType t) {
+    storage::Column c;
+    c.quoted_name = storage::QuoteIdentifier(name);
+    c.name = std::move(name);
+    c.type_name = std::move(type);
+    c.sql_type = c.type_name;
+    c.type = t;
+    return c;
+  };
+  users.columns = {
+      column("id", "bigint", storage::ColumnType::kInt64),
+      column("name", "character varying", storage::ColumnType::kText),
+      column("surname", "character varying", storage::ColumnType::kText),
+      column("email", "character varying", storage::ColumnType::kText),
+      column("lastchange", "timestamp without time zone",
+             storage::ColumnType::kTimestamp),
+      column("externalId", "bigint", storage::ColumnType::kInt64),
+  };
+  users.columns[0].nullable = false;
+  users.primary_key = 0;
+  users.version_column = 4;
+  return storage::Catalog::FromEntities({std::move(users)});
+}
+
+DataServiceImpl::DataServiceImpl(
+    DataServiceOptions options, std::shared_ptr<const storage::Catalog> catalog,
+    loader::Loader* loader, storage::WorkerPool* pool)
+    : options_(std::move(options)),
+      catalog_(std::move(catalog)),
+      loader_(loader),
+      pool_(pool) {}
+
+absl::StatusOr<PreparedLookup> DataServiceImpl::PrepareLookup(
+    const v1::BatchGetRequest& request) const {
+  absl::StatusOr<const storage::Entity*> entity =
+      FindEntity(*catalog_, request.entity());
+  if (!entity.ok()) return entity.status();
+  PreparedLookup lookup;
+  lookup.entity = *entity;
+  lookup.load.entity = *entity;
+  lookup.load.key_column = (*entity)->primary_key;
+  if (!request.key_column().empty()) {
+    absl::StatusOr<int> column = FindColumn(**entity, request.key_column());
+    if (!column.ok()) return column.status();
+    lookup.load.key_column = *column;
+  }
+  absl::StatusOr<std::vector<int>> columns =
+      ResolveColumns(**entity, request.columns());
+  if (!columns.ok()) return columns.status();
+  lookup.columns = std::move(*columns);
+  if (static_cast<size_t>(request.keys_size()) >
+      options_.max_keys_per_request) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "BatchGet asks ", request.keys_size(), " keys; at most ",
+        options_.max_keys_per_request, " are allowed per request"));
+  }
+  const storage::Column& key = (*entity)->columns[lookup.load.key_column];
+  lookup.load.keys.reserve(request.keys_size());
+  for (int i = 0; i < request.keys_size(); ++i) {
+    absl::StatusOr<std::string> canonical = storage::CanonicalKey(
+        key.name, key.type, ValueFromProto(request.keys(i)));
+    if (!canonical.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("key ", i, " of entity ", (*entity)->name, ": ",
+                       canonical.status().message()));
+    }
+    lookup.load.keys.push_back(std::move(*canonical));
+  }
+  return lookup;
+}
+
+void DataServiceImpl::FillResponse(const PreparedLookup& lookup,
+                                   const v1::BatchGetRequest& request,
+                                   const loader::LoadResult& result,
+                                   v1::BatchGetResponse* response) const {
+  response->mutable_results()->Reserve(request.keys_size());
+  for (int i = 0; i < request.keys_size(); ++i) {
+    v1::KeyResult* out = response->add_results();
+    *out->mutable_key() = request.keys(i);
+    const std::vector<storage::Row>* rows = result.rows_per_key[i];
+    out->set_found(rows != nullptr && !rows->empty());
+    if (rows == nullptr) continue;
+    for (const storage::Row& row : *rows) {
+      RowToProto(*lookup.entity, row, lookup.columns, out->add_rows());
+    }
+  }
+}
+
+std::shared_ptr<loader::LoadTicket> DataServiceImpl::StartLookup(
+    loader::LoadRequest request, loader::LoadCallback done) {
+  if (!options_.memory_backend)
+    return loader_->Load(std::move(request), std::move(done));
+  auto rows = std::make_shared<storage::KeyedRows>();
+  for (const std::string& key : request.keys) {
+    int64_t id;
+    if (rows->by_key.contains(key) || !absl::SimpleAtoi(key, &id) || id < 1 ||
+        id > options_.memory_backend_rows) {
+      continue;
+    }
+    rows->by_key[key].push_back(SynthesizedUser(id));
+  }
+  loader::LoadResult result;
+  for (const std::string& key : request.keys) {
+    auto it = rows->by_key.find(key);
+    result.rows_per_key.push_back(it == rows->by_key.end() ? nullptr
+                                                           : &it->second);
+  }
+  result.batches.push_back(std::move(rows));
+  std::move(done)(std::move(result));
+  return nullptr;
+}
+
+void DataServiceImpl::CancelLookup(
+    const std::shared_ptr<loader::LoadTicket>& ticket, absl::Status status) {
+  if (loader_ != nullptr && ticket != nullptr)
+    loader_->Cancel(ticket, std::move(status));
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::BatchGet(
+    grpc::CallbackServerContext* context, const v1::BatchGetRequest* request,
+    v1::BatchGetResponse* response) {
+  auto* reactor = new BatchGetReactor(*this, context, request, response);
+  reactor->Start();
+  return reactor;
+}
+
+grpc::ServerBidiReactor<v1::StreamBatchGetRequest, v1::StreamBatchGetResponse>*
+DataServiceImpl::StreamBatchGet(grpc::CallbackServerContext* context) {
+  return new StreamBatchGetReactor(*this, context);
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::Insert(
+    grpc::CallbackServerContext* context, const v1::InsertRequest* request,
+    v1::InsertResponse* response) {
+  if (pool_ == nullptr)
+    return FinishNow(context, absl::UnimplementedError("no database"));
+  absl::StatusOr<const storage::Entity*> entity =
+      FindEntity(*catalog_, request->entity());
+  if (!entity.ok()) return FinishNow(context, entity.status());
+  if (request->rows_size() == 0) {
+    return FinishNow(context,
+                     absl::InvalidArgumentError(absl::StrCat(
+                         "Insert into ", (*entity)->name, " has no rows")));
+  }
+  if (static_cast<size_t>(request->rows_size()) >
+      options_.max_keys_per_request) {
+    return FinishNow(
+        context,
+        absl::InvalidArgumentError(absl::StrCat(
+            "Insert has ", request->rows_size(), " rows; at most ",
+            options_.max_keys_per_request, " are allowed per request")));
+  }
+  std::vector<storage::ColumnValues> rows;
+  rows.reserve(request->rows_size());
+  for (const v1::Row& row : request->rows()) {
+    absl::StatusOr<storage::ColumnValues> values = RowFromProto(**entity, row);
+    if (!values.ok()) return FinishNow(context, values.status());
+    rows.push_back(std::move(*values));
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  RunOnWorker(*pool_, reactor,
+              [entity = *entity, rows = std::move(rows),
+               response](storage::Connection& conn) -> absl::Status {
+                absl::StatusOr<std::vector<storage::Row>> stored =
+                    storage::InsertRows(conn, *entity, rows);
+                if (!stored.ok()) return stored.status();
+                std::vector<int> all;
+                for (size_t i = 0; i < entity->columns.size(); ++i)
+                  all.push_back(i);
+                for (const storage::Row& row : *stored) {
+                  RowToProto(*entity, row, all, response->add_rows());
+                }
+                return absl::OkStatus();
+              });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::Update(
+    grpc::CallbackServerContext* context, const v1::UpdateRequest* request,
+    v1::UpdateResponse* response) {
+  if (pool_ == nullptr)
+    return FinishNow(context, absl::UnimplementedError("no database"));
+  absl::StatusOr<const storage::Entity*> entity =
+      FindEntity(*catalog_, request->entity());
+  if (!entity.ok()) return FinishNow(context, entity.status());
+  absl::StatusOr<storage::ColumnValues> values =
+      RowFromProto(**entity, request->row());
+  if (!values.ok()) return FinishNow(context, values.status());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  RunOnWorker(*pool_, reactor,
+              [entity = *entity, values = std::move(*values),
+               response](storage::Connection& conn) -> absl::Status {
+                absl::StatusOr<storage::Row> row =
+                    storage::UpdateRow(conn, *entity, values);
+                if (!row.ok()) return row.status();
+                std::vector<int> all;
+                for (size_t i = 0; i < entity->columns.size(); ++i)
+                  all.push_back(i);
+                RowToProto(*entity, *row, all, response->mutable_row());
+                return absl::OkStatus();
+              });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::Delete(
+    grpc::CallbackServerContext* context, const v1::DeleteRequest* request,
+    v1::DeleteResponse* response) {
+  if (pool_ == nullptr)
+    return FinishNow(context, absl::UnimplementedError("no database"));
+  absl::StatusOr<const storage::Entity*> entity =
+      FindEntity(*catalog_, request->entity());
+  if (!entity.ok()) return FinishNow(context, entity.status());
+  if (static_cast<size_t>(request->keys_size()) >
+      options_.max_keys_per_request) {
+    return FinishNow(
+        context,
+        absl::InvalidArgumentError(absl::StrCat(
+            "Delete asks ", request->keys_size(), " keys; at most ",
+            options_.max_keys_per_request, " are allowed per request")));
+  }
+  std::vector<storage::Value> keys;
+  for (const v1::Value& key : request->keys())
+    keys.push_back(ValueFromProto(key));
+  std::optional<storage::Value> expected;
+  if (request->has_expected_version()) {
+    expected = ValueFromProto(request->expected_version());
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  RunOnWorker(*pool_, reactor,
+              [entity = *entity, keys = std::move(keys), expected, request,
+               response](storage::Connection& conn) -> absl::Status {
+                absl::StatusOr<std::vector<bool>> deleted =
+                    storage::DeleteRows(conn, *entity, keys, expected);
+                if (!deleted.ok()) return deleted.status();
+                for (size_t i = 0; i < deleted->size(); ++i) {
+                  if ((*deleted)[i])
+                    *response->add_deleted_keys() = request->keys(i);
+                }
+                return absl::OkStatus();
+              });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::Page(
+    grpc::CallbackServerContext* context, const v1::PageRequest* request,
+    v1::PageResponse* response) {
+  if (pool_ == nullptr)
+    return FinishNow(context, absl::UnimplementedError("no database"));
+  absl::StatusOr<const storage::Entity*> entity =
+      FindEntity(*catalog_, request->entity());
+  if (!entity.ok()) return FinishNow(context, entity.status());
+  absl::StatusOr<std::vector<int>> columns =
+      ResolveColumns(**entity, request->columns());
+  if (!columns.ok()) return FinishNow(context, columns.status());
+  if (request->page_size() < 0) {
+    return FinishNow(context, absl::InvalidArgumentError(absl::StrCat(
+                                  "page_size must not be negative (got ",
+                                  request->page_size(), ")")));
+  }
+  if (request->offset() < 0) {
+    return FinishNow(context, absl::InvalidArgumentError(absl::StrCat(
+                                  "offset must not be negative (got ",
+                                  request->offset(), ")")));
+  }
+  storage::PageQuery query;
+  query.limit = request->page_size() == 0
+                    ? options_.default_page_size
+                    : std::min(request->page_size(), options_.page_size_cap);
+  query.offset = request->offset();
+  query.page_token = request->page_token();
+  for (const v1::Filter& f : request->filters()) {
+    absl::StatusOr<int> column = FindColumn(**entity, f.column());
+    if (!column.ok()) return FinishNow(context, column.status());
+    storage::FilterSpec spec;
+    spec.column = *column;
+    switch (f.op()) {
+      case v1::Filter::EQUAL:
+        spec.op = storage::FilterOp::kEqual;
+        break;
+      case v1::Filter::NOT_EQUAL:
+        spec.op = storage::FilterOp::kNotEqual;
+        break;
+      case v1::Filter::LESS:
+        spec.op = storage::FilterOp::kLess;
+        break;
+      case v1::Filter::LESS_OR_EQUAL:
+        spec.op = storage::FilterOp::kLessOrEqual;
+        break;
+      case v1::Filter::GREATER:
+        spec.op = storage::FilterOp::kGreater;
+        break;
+      case v1::Filter::GREATER_OR_EQUAL:
+        spec.op = storage::FilterOp::kGreaterOrEqual;
+        break;
+      case v1::Filter::IN:
+        spec.op = storage::FilterOp::kIn;
+        break;
+      case v1::Filter::IS_NULL:
+        spec.op = storage::FilterOp::kIsNull;
+        break;
+      case v1::Filter::IS_NOT_NULL:
+        spec.op = storage::FilterOp::kIsNotNull;
+        break;
+      default:
+        return FinishNow(context, absl::InvalidArgumentError(
+                                      absl::StrCat("filter on \"", f.column(),
+                                                   "\" has no operator (op)")));
+    }
+    if (spec.op == storage::FilterOp::kIn) {
+      for (const v1::Value& v : f.values())
+        spec.values.push_back(ValueFromProto(v));
+    } else if (spec.op != storage::FilterOp::kIsNull &&
+               spec.op != storage::FilterOp::kIsNotNull) {
+      spec.values.push_back(ValueFromProto(f.value()));
+    }
+    query.filters.push_back(std::move(spec));
+  }
+  for (const v1::OrderBy& o : request->order_by()) {
+    absl::StatusOr<int> column = FindColumn(**entity, o.column());
+    if (!column.ok()) return FinishNow(context, column.status());
+    query.order.push_back({*column, o.descending()});
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  RunOnWorker(*pool_, reactor,
+              [entity = *entity, query = std::move(query),
+               columns = std::move(*columns),
+               response](storage::Connection& conn) -> absl::Status {
+                absl::StatusOr<storage::PageResult> page =
+                    storage::FetchPage(conn, *entity, query);
+                if (!page.ok()) return page.status();
+                for (const storage::Row& row : page->rows) {
+                  RowToProto(*entity, row, columns, response->add_rows());
+                }
+                response->set_next_page_token(std::move(page->next_page_token));
+                return absl::OkStatus();
+              });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::ListEntities(
+    grpc::CallbackServerContext* context, const v1::ListEntitiesRequest*,
+    v1::ListEntitiesResponse* response) {
+  for (const storage::Entity& entity : catalog_->entities()) {
+    service::DescribeEntity(entity, response->add_entities());
+  }
+  return FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::DescribeEntity(
+    grpc::CallbackServerContext* context,
+    const v1::DescribeEntityRequest* request, v1::EntityDescription* response) {
+  absl::StatusOr<const storage::Entity*> entity =
+      FindEntity(*catalog_, request->entity());
+  if (!entity.ok()) return FinishNow(context, entity.status());
+  service::DescribeEntity(**entity, response);
+  return FinishNow(context, absl::OkStatus());
+}
+
+}  // namespace rowgate::service

@@ -1,0 +1,104 @@
+// rowgate.v1.DataService on gRPC's callback API.
+//
+// Handlers validate and translate the request on the gRPC thread, then hand
+// the work over: BatchGet to the loader, the other database RPCs to the
+// worker pool. Replies are finished from the worker that did the work, so no
+// gRPC thread ever waits on PostgreSQL. A cancelled call or a passed deadline
+// is answered at once and dropped from the loader's batches.
+//
+// Thread-safe. Must outlive the grpc::Server it is registered with; the
+// catalog, loader and pool it is given must outlive it.
+#ifndef ROWGATE_SERVICE_DATA_SERVICE_H_
+#define ROWGATE_SERVICE_DATA_SERVICE_H_
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "loader/batch_loader.h"
+#include "rowgate/v1/rowgate.grpc.pb.h"
+#include "storage/catalog.h"
+#include "storage/worker_pool.h"
+
+namespace rowgate::service {
+
+struct DataServiceOptions {
+  size_t max_keys_per_request = 1000;
+  int default_page_size = 50;
+  int page_size_cap = 1000;
+  size_t max_inflight_per_stream = 1024;
+  // The gRPC ceiling for benchmarks: BatchGet answers from synthesized rows
+  // in memory (keys 1..memory_backend_rows exist), never touching a database.
+  bool memory_backend = false;
+  int64_t memory_backend_rows = 1000000;
+};
+
+// A BatchGet request checked against the catalog, ready for the loader.
+struct PreparedLookup {
+  const storage::Entity* entity = nullptr;
+  std::vector<int> columns;
+  loader::LoadRequest load;
+};
+
+class DataServiceImpl final : public v1::DataService::CallbackService {
+ public:
+  // `pool` may be null only with options.memory_backend.
+  DataServiceImpl(DataServiceOptions options,
+                  std::shared_ptr<const storage::Catalog> catalog,
+                  loader::Loader* loader, storage::WorkerPool* pool);
+
+  grpc::ServerUnaryReactor* BatchGet(grpc::CallbackServerContext* context,
+                                     const v1::BatchGetRequest* request,
+                                     v1::BatchGetResponse* response) override;
+  grpc::ServerBidiReactor<v1::StreamBatchGetRequest,
+                          v1::StreamBatchGetResponse>*
+  StreamBatchGet(grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* Insert(grpc::CallbackServerContext* context,
+                                   const v1::InsertRequest* request,
+                                   v1::InsertResponse* response) override;
+  grpc::ServerUnaryReactor* Update(grpc::CallbackServerContext* context,
+                                   const v1::UpdateRequest* request,
+                                   v1::UpdateResponse* response) override;
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* context,
+                                   const v1::DeleteRequest* request,
+                                   v1::DeleteResponse* response) override;
+  grpc::ServerUnaryReactor* Page(grpc::CallbackServerContext* context,
+                                 const v1::PageRequest* request,
+                                 v1::PageResponse* response) override;
+  grpc::ServerUnaryReactor* ListEntities(
+      grpc::CallbackServerContext* context,
+      const v1::ListEntitiesRequest* request,
+      v1::ListEntitiesResponse* response) override;
+  grpc::ServerUnaryReactor* DescribeEntity(
+      grpc::CallbackServerContext* context,
+      const v1::DescribeEntityRequest* request,
+      v1::EntityDescription* response) override;
+
+  // Shared by the unary and the streaming BatchGet.
+  absl::StatusOr<PreparedLookup> PrepareLookup(
+      const v1::BatchGetRequest& request) const;
+  void FillResponse(const PreparedLookup& lookup,
+                    const v1::BatchGetRequest& request,
+                    const loader::LoadResult& result,
+                    v1::BatchGetResponse* response) const;
+  // Starts a lookup: through the loader, or answered inline from memory in
+  // memory_backend mode. `done` runs exactly once.
+  std::shared_ptr<loader::LoadTicket> StartLookup(loader::LoadRequest request,
+                                                  loader::LoadCallback done);
+  void CancelLookup(const std::shared_ptr<loader::LoadTicket>& ticket,
+                    absl::Status status);
+  const DataServiceOptions& options() const { return options_; }
+
+ private:
+  const DataServiceOptions options_;
+  const std::shared_ptr<const storage::Catalog> catalog_;
+  loader::Loader* const loader_;
+  storage::WorkerPool* const pool_;
+};
+
+// The catalog memory_backend mode serves: the demo schema's `users`.
+std::shared_ptr<const storage::Catalog> MemoryBackendCatalog();
+
+}  // namespace rowgate::service
+
+#endif  // ROWGATE_SERVICE_DATA_SERVICE_H_

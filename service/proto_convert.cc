@@ -1,0 +1,159 @@
+#include "service/proto_convert.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace rowgate::service {
+
+storage::Value ValueFromProto(const v1::Value& value) {
+  switch (value.kind_case()) {
+    case v1::Value::kInt64Value:
+      return value.int64_value();
+    case v1::Value::kDoubleValue:
+      return value.double_value();
+    case v1::Value::kStringValue:
+      return value.string_value();
+    case v1::Value::kBoolValue:
+      return value.bool_value();
+    case v1::Value::kBytesValue:
+      return storage::Bytes{value.bytes_value()};
+    case v1::Value::kTimestampValue: {
+      const auto& ts = value.timestamp_value();
+      // Round half up to the microsecond; nanos are within [0, 1e9).
+      return storage::Timestamp{ts.seconds() * 1000000 +
+                                (ts.nanos() + 500) / 1000};
+    }
+    default:
+      return std::monostate();
+  }
+}
+
+void ValueToProto(const storage::Value& value, v1::Value* out) {
+  switch (value.index()) {
+    case 0:
+      out->set_null_value(google::protobuf::NULL_VALUE);
+      break;
+    case 1:
+      out->set_int64_value(std::get<int64_t>(value));
+      break;
+    case 2:
+      out->set_double_value(std::get<double>(value));
+      break;
+    case 3:
+      out->set_string_value(std::get<std::string>(value));
+      break;
+    case 4:
+      out->set_bool_value(std::get<bool>(value));
+      break;
+    case 5:
+      out->set_bytes_value(std::get<storage::Bytes>(value).data);
+      break;
+    case 6: {
+      const int64_t micros = std::get<storage::Timestamp>(value).micros;
+      int64_t seconds = micros / 1000000;
+      int64_t rem = micros % 1000000;
+      if (rem < 0) {
+        rem += 1000000;
+        --seconds;
+      }
+      auto* ts = out->mutable_timestamp_value();
+      ts->set_seconds(seconds);
+      ts->set_nanos(static_cast<int32_t>(rem * 1000));
+      break;
+    }
+  }
+}
+
+absl::StatusOr<const storage::Entity*> FindEntity(
+    const storage::Catalog& catalog, const std::string& name) {
+  if (name.empty()) {
+    return absl::InvalidArgumentError("entity is required");
+  }
+  const storage::Entity* entity = catalog.Find(name);
+  if (entity == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown entity \"", name,
+                     "\" (ListEntities shows the tables rowgate serves)"));
+  }
+  return entity;
+}
+
+absl::StatusOr<int> FindColumn(const storage::Entity& entity,
+                               const std::string& column) {
+  const int index = entity.ColumnIndex(column);
+  if (index < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown column \"", column, "\" of entity ", entity.name));
+  }
+  return index;
+}
+
+absl::StatusOr<std::vector<int>> ResolveColumns(
+    const storage::Entity& entity,
+    const google::protobuf::RepeatedPtrField<std::string>& names) {
+  std::vector<int> columns;
+  if (names.empty()) {
+    columns.reserve(entity.columns.size());
+    for (size_t i = 0; i < entity.columns.size(); ++i) {
+      columns.push_back(static_cast<int>(i));
+    }
+    return columns;
+  }
+  columns.reserve(names.size());
+  for (const std::string& name : names) {
+    absl::StatusOr<int> index = FindColumn(entity, name);
+    if (!index.ok()) return index.status();
+    columns.push_back(*index);
+  }
+  return columns;
+}
+
+absl::StatusOr<storage::ColumnValues> RowFromProto(
+    const storage::Entity& entity, const v1::Row& row) {
+  storage::ColumnValues values;
+  values.reserve(row.fields_size());
+  for (const auto& [name, value] : row.fields()) {
+    absl::StatusOr<int> index = FindColumn(entity, name);
+    if (!index.ok()) return index.status();
+    values.emplace_back(*index, ValueFromProto(value));
+  }
+  return values;
+}
+
+void RowToProto(const storage::Entity& entity, const storage::Row& row,
+                const std::vector<int>& columns, v1::Row* out) {
+  auto* fields = out->mutable_fields();
+  for (int c : columns) {
+    ValueToProto(row[c], &(*fields)[entity.columns[c].name]);
+  }
+}
+
+void DescribeEntity(const storage::Entity& entity, v1::EntityDescription* out) {
+  out->set_name(entity.name);
+  out->set_primary_key(entity.key().name);
+  if (entity.version_column >= 0) {
+    out->set_version_column(entity.columns[entity.version_column].name);
+  }
+  for (const storage::Column& c : entity.columns) {
+    v1::ColumnDescription* column = out->add_columns();
+    column->set_name(c.name);
+    column->set_type(c.type_name);
+    column->set_value_kind(std::string(storage::ValueKindName(c.type)));
+    column->set_nullable(c.nullable);
+    column->set_has_default(c.has_default);
+    column->set_writable(!c.generated);
+  }
+  for (const storage::ForeignKeyRef& fk : entity.foreign_keys) {
+    v1::ForeignKey* out_fk = out->add_foreign_keys();
+    out_fk->set_column(fk.column);
+    out_fk->set_references_entity(fk.references_entity);
+    out_fk->set_references_column(fk.references_column);
+  }
+}
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+}  // namespace rowgate::service

@@ -1,0 +1,76 @@
+// The rowgate server: owns the database workers, the loader, the gRPC
+// services (DataService, AdminService, reflection v1 and v1alpha) and the
+// grpc::Server, and tears them down in the safe order.
+//
+// Create() blocks until the catalog is read (retrying while PostgreSQL is
+// unreachable, up to startup_timeout) and the server listens. Shutdown() may
+// be called from any thread, once; the destructor calls it if needed.
+//
+// Example:
+//   auto server = Server::Create(options);
+//   if (!server.ok()) { ... }
+//   (*server)->Shutdown(absl::Seconds(10));
+#ifndef ROWGATE_SERVICE_SERVER_H_
+#define ROWGATE_SERVICE_SERVER_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "loader/batch_loader.h"
+#include "service/admin_service.h"
+#include "service/data_service.h"
+#include "service/reflection_service.h"
+#include "storage/catalog.h"
+#include "storage/worker_pool.h"
+
+namespace rowgate::service {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:50051";
+  std::string database_url;
+  std::string schema = "public";
+  std::string version_column = "lastchange";
+  int pool_size = 4;
+  absl::Duration startup_timeout = absl::Seconds(30);
+  DataServiceOptions data;
+  loader::Loader::Options loader;
+};
+
+class Server {
+ public:
+  static absl::StatusOr<std::unique_ptr<Server>> Create(ServerOptions options);
+  ~Server();
+
+  // The TCP port bound (useful with a ":0" listen address), 0 for others.
+  int port() const { return port_; }
+  const storage::Catalog& catalog() const { return *catalog_; }
+  loader::LoaderStatsSnapshot LoaderStats() const;
+
+  // Stops taking calls, lets calls in flight finish within `grace` (then
+  // cancels them), and drains the database workers. Blocks.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  Server() = default;
+
+  // Declaration order is destruction order, reversed: the gRPC server goes
+  // first, the pool (after an explicit drain in Shutdown) last.
+  std::unique_ptr<storage::WorkerPool> pool_;
+  std::shared_ptr<const storage::Catalog> catalog_;
+  std::unique_ptr<loader::PoolBatchExecutor> executor_;
+  std::unique_ptr<loader::Loader> loader_;
+  std::unique_ptr<DataServiceImpl> data_service_;
+  std::unique_ptr<AdminServiceImpl> admin_service_;
+  std::unique_ptr<ReflectionServices> reflection_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace rowgate::service
+
+#endif  // ROWGATE_SERVICE_SERVER_H_
