@@ -1,0 +1,419 @@
+// The loader's batching, deduplication, fan-out, cancellation, failure and
+// overload rules, made deterministic with an executor whose fetch blocks
+// until the test opens a gate. (End-to-end proof against PostgreSQL, with
+// pg_stat_statements counts, is in tests/e2e/loader_e2e_test.cc.)
+#include "loader/batch_loader.h"
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+
+namespace rowgate::loader {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::UnorderedElementsAre;
+
+// Keys "1".."100" exist; row = {id, "row<id>"}.
+std::shared_ptr<const storage::Catalog> TestCatalog() {
+  storage::Entity things;
+  things.name = "things";
+  things.qualified_name = "\"public\".\"things\"";
+  storage::Column id;
+  id.name = "id";
+  id.quoted_name = "\"id\"";
+  id.type = storage::ColumnType::kInt64;
+  storage::Column name;
+  name.name = "name";
+  name.quoted_name = "\"name\"";
+  name.type = storage::ColumnType::kText;
+  things.columns = {id, name};
+  things.primary_key = 0;
+  return storage::Catalog::FromEntities({std::move(things)});
+}
+
+// Runs tasks on its own threads; every fetch is recorded and waits at a gate
+// the test controls.
+class GatedExecutor : public BatchExecutor {
+ public:
+  explicit GatedExecutor(int threads) {
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this] { Work(); });
+    }
+  }
+  ~GatedExecutor() override {
+    Open();
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    for (auto& t : threads_) t.join();
+  }
+
+  void Run(Task task) override {
+    absl::MutexLock lock(&mu_);
+    tasks_.push_back(std::move(task));
+  }
+
+  void Close() {
+    absl::MutexLock lock(&mu_);
+    open_ = false;
+  }
+  void Open() {
+    absl::MutexLock lock(&mu_);
+    open_ = true;
+  }
+  void FailNext() {
+    absl::MutexLock lock(&mu_);
+    fail_next_ = true;
+  }
+  // Blocks until `n` fetches have started.
+  void AwaitFetches(size_t n) {
+    absl::MutexLock lock(&mu_);
+    auto reached = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return fetches_.size() >= n;
+    };
+    mu_.Await(absl::Condition(&reached));
+  }
+  std::vector<std::vector<std::string>> fetches() {
+    absl::MutexLock lock(&mu_);
+    return fetches_;
+  }
+
+ private:
+  absl::StatusOr<storage::KeyedRows> Fetch(
+      const std::vector<std::string>& keys) {
+    bool fail;
+    {
+      absl::MutexLock lock(&mu_);
+      fetches_.push_back(keys);
+      auto open = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return open_; };
+      mu_.Await(absl::Condition(&open));
+      fail = fail_next_;
+      fail_next_ = false;
+    }
+    if (fail) return absl::UnavailableError("backend terminated");
+    storage::KeyedRows rows;
+    for (const std::string& key : keys) {
+      int64_t id;
+      if (absl::SimpleAtoi(key, &id) && id >= 1 && id <= 100) {
+        rows.by_key[key].push_back({id, absl::StrCat("row", id)});
+      }
+    }
+    return rows;
+  }
+
+  void Work() {
+    while (true) {
+      Task task;
+      {
+        absl::MutexLock lock(&mu_);
+        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return !tasks_.empty() || stopping_;
+        };
+        mu_.Await(absl::Condition(&ready));
+        if (tasks_.empty()) return;
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      std::move(task)([this](const storage::Entity&, int,
+                             const std::vector<std::string>& keys) {
+        return Fetch(keys);
+      });
+    }
+  }
+
+  absl::Mutex mu_;
+  std::deque<Task> tasks_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::vector<std::string>> fetches_ ABSL_GUARDED_BY(mu_);
+  bool open_ ABSL_GUARDED_BY(mu_) = true;
+  bool fail_next_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+// Collects one lookup's answer: the ids found per key (-1 for missing).
+struct Answer {
+  absl::Notification done;
+  absl::Status status;
+  std::vector<int64_t> ids;
+  std::atomic<int> calls{0};
+
+  LoadCallback Callback() {
+    return [this](absl::StatusOr<LoadResult> result) {
+      ++calls;
+      if (!result.ok()) {
+        status = result.status();
+      } else {
+        for (const auto* rows : result->rows_per_key) {
+          ids.push_back(rows == nullptr ? -1
+                                        : std::get<int64_t>((*rows)[0][0]));
+        }
+      }
+      done.Notify();
+    };
+  }
+};
+
+class LoaderTest : public ::testing::Test {
+ protected:
+  LoadRequest Request(std::vector<std::string> keys) {
+    return LoadRequest{&catalog_->entities()[0], 0, std::move(keys)};
+  }
+  std::shared_ptr<const storage::Catalog> catalog_ = TestCatalog();
+};
+
+// The notebook's case: [1, 2, 3, 4, 4] is one query for 4 distinct keys,
+// answered in order with the duplicate answered.
+TEST_F(LoaderTest, AnswersDuplicateKeysInOrderWithOneQuery) {
+  GatedExecutor executor(2);
+  Loader loader({}, executor);
+  Answer answer;
+  loader.Load(Request({"1", "2", "3", "4", "4"}), answer.Callback());
+  answer.done.WaitForNotification();
+  ASSERT_TRUE(answer.status.ok()) << answer.status;
+  EXPECT_THAT(answer.ids, ElementsAre(1, 2, 3, 4, 4));
+  EXPECT_THAT(executor.fetches(),
+              ElementsAre(ElementsAre("1", "2", "3", "4")));
+  EXPECT_EQ(loader.Stats().queries, 1u);
+  EXPECT_EQ(loader.Stats().keys_queried, 4u);
+}
+
+TEST_F(LoaderTest, ReportsMissingKeys) {
+  GatedExecutor executor(1);
+  Loader loader({}, executor);
+  Answer answer;
+  loader.Load(Request({"500", "7"}), answer.Callback());
+  answer.done.WaitForNotification();
+  EXPECT_THAT(answer.ids, ElementsAre(-1, 7));
+}
+
+// A lone request is sent at once: its fetch starts without any other
+// request arriving and without a timer.
+TEST_F(LoaderTest, LoneRequestIsDispatchedImmediately) {
+  GatedExecutor executor(1);
+  executor.Close();
+  Loader loader({}, executor);
+  Answer answer;
+  loader.Load(Request({"9"}), answer.Callback());
+  executor.AwaitFetches(1);
+  EXPECT_THAT(executor.fetches(), ElementsAre(ElementsAre("9")));
+  executor.Open();
+  answer.done.WaitForNotification();
+  EXPECT_THAT(answer.ids, ElementsAre(9));
+}
+
+// While one query is in flight, new keys from many callers gather and leave
+// together, deduplicated, as soon as it returns; each caller gets its own.
+TEST_F(LoaderTest, KeysArrivingDuringAQueryShareTheNextBatch) {
+  GatedExecutor executor(2);
+  executor.Close();
+  Loader loader({}, executor);
+  Answer first;
+  loader.Load(Request({"1"}), first.Callback());
+  executor.AwaitFetches(1);
+
+  std::vector<std::unique_ptr<Answer>> answers;
+  for (int i = 0; i < 20; ++i) {
+    answers.push_back(std::make_unique<Answer>());
+    loader.Load(Request({absl::StrCat(10 + i % 5), absl::StrCat(50 + i)}),
+                answers.back()->Callback());
+  }
+  // Only the first query has been sent so far.
+  EXPECT_EQ(executor.fetches().size(), 1u);
+  executor.Open();
+  for (int i = 0; i < 20; ++i) {
+    answers[i]->done.WaitForNotification();
+    EXPECT_THAT(answers[i]->ids, ElementsAre(10 + i % 5, 50 + i));
+  }
+  first.done.WaitForNotification();
+  const auto fetches = executor.fetches();
+  ASSERT_EQ(fetches.size(), 2u);
+  EXPECT_EQ(fetches[1].size(), 25u);  // 5 shared keys + 20 distinct
+  EXPECT_EQ(loader.Stats().queries, 2u);
+  EXPECT_EQ(loader.Stats().keys, 41u);
+}
+
+TEST_F(LoaderTest, BatchesLargerThanTheCapAreSplit) {
+  GatedExecutor executor(3);
+  executor.Close();
+  Loader::Options options;
+  options.max_keys_per_query = 4;
+  Loader loader(options, executor);
+  Answer first;
+  loader.Load(Request({"1"}), first.Callback());
+  executor.AwaitFetches(1);
+  Answer big;
+  loader.Load(Request({"2", "3", "4", "5", "6", "7", "8", "9", "10"}),
+              big.Callback());
+  executor.Open();
+  big.done.WaitForNotification();
+  EXPECT_THAT(big.ids, ElementsAre(2, 3, 4, 5, 6, 7, 8, 9, 10));
+  for (const auto& fetch : executor.fetches()) EXPECT_LE(fetch.size(), 4u);
+  first.done.WaitForNotification();
+}
+
+// A cancelled caller is answered at once; a batch whose callers are all
+// gone is never sent.
+TEST_F(LoaderTest, CancelledWhileWaitingIsAnsweredAtOnceAndNotSent) {
+  GatedExecutor executor(1);
+  executor.Close();
+  Loader loader({}, executor);
+  Answer first;
+  loader.Load(Request({"1"}), first.Callback());
+  executor.AwaitFetches(1);
+  Answer waiting;
+  auto ticket = loader.Load(Request({"2", "3"}), waiting.Callback());
+  loader.Cancel(ticket, absl::DeadlineExceededError("deadline"));
+  ASSERT_TRUE(waiting.done.HasBeenNotified());
+  EXPECT_EQ(waiting.status.code(), absl::StatusCode::kDeadlineExceeded);
+  executor.Open();
+  first.done.WaitForNotification();
+  // Cancelling twice, or after the answer, changes nothing.
+  loader.Cancel(ticket, absl::CancelledError("again"));
+  EXPECT_EQ(waiting.calls.load(), 1);
+  // Only the first query ran: the cancelled keys were never sent.
+  Answer after;
+  loader.Load(Request({"4"}), after.Callback());
+  after.done.WaitForNotification();
+  EXPECT_THAT(executor.fetches(), ElementsAre(ElementsAre("1"), ElementsAre("4")));
+  EXPECT_EQ(loader.Stats().cancelled, 1u);
+}
+
+TEST_F(LoaderTest, CancelledWhileTheQueryRunsIsAnsweredAtOnce) {
+  GatedExecutor executor(1);
+  executor.Close();
+  Loader loader({}, executor);
+  Answer running;
+  auto ticket = loader.Load(Request({"1"}), running.Callback());
+  executor.AwaitFetches(1);
+  loader.Cancel(ticket, absl::CancelledError("client went away"));
+  ASSERT_TRUE(running.done.HasBeenNotified());
+  EXPECT_EQ(running.status.code(), absl::StatusCode::kCancelled);
+  executor.Open();
+  // The late result is dropped: still exactly one answer.
+  Answer next;
+  loader.Load(Request({"2"}), next.Callback());
+  next.done.WaitForNotification();
+  EXPECT_EQ(running.calls.load(), 1);
+}
+
+// A failed query fails every caller of that batch; the next batch works.
+TEST_F(LoaderTest, FailedQueryFailsItsBatchOnly) {
+  GatedExecutor executor(1);
+  executor.Close();
+  Loader loader({}, executor);
+  Answer blocker;
+  loader.Load(Request({"1"}), blocker.Callback());
+  executor.AwaitFetches(1);
+  Answer a, b;
+  loader.Load(Request({"2"}), a.Callback());
+  loader.Load(Request({"3"}), b.Callback());
+  executor.FailNext();  // consumed by the running first query
+  executor.Open();
+  blocker.done.WaitForNotification();
+  a.done.WaitForNotification();
+  b.done.WaitForNotification();
+  EXPECT_EQ(blocker.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(a.status.ok());
+  EXPECT_THAT(a.ids, ElementsAre(2));
+  EXPECT_THAT(b.ids, ElementsAre(3));
+  EXPECT_EQ(loader.Stats().failed_queries, 1u);
+}
+
+TEST_F(LoaderTest, RefusesBeyondThePendingBound) {
+  GatedExecutor executor(1);
+  executor.Close();
+  Loader::Options options;
+  options.max_pending_keys = 3;
+  Loader loader(options, executor);
+  Answer in_flight, queued, refused;
+  loader.Load(Request({"1", "2"}), in_flight.Callback());
+  executor.AwaitFetches(1);  // sent: no longer pending
+  loader.Load(Request({"3", "4", "5"}), queued.Callback());
+  loader.Load(Request({"6"}), refused.Callback());
+  ASSERT_TRUE(refused.done.HasBeenNotified());
+  EXPECT_EQ(refused.status.code(), absl::StatusCode::kResourceExhausted);
+  executor.Open();
+  queued.done.WaitForNotification();
+  EXPECT_THAT(queued.ids, ElementsAre(3, 4, 5));
+  in_flight.done.WaitForNotification();
+  EXPECT_EQ(loader.Stats().rejected_overload, 1u);
+}
+
+TEST_F(LoaderTest, MergingOffSendsOneQueryPerRequest) {
+  GatedExecutor executor(2);
+  Loader::Options options;
+  options.merge = false;
+  Loader loader(options, executor);
+  std::vector<std::unique_ptr<Answer>> answers;
+  for (int i = 1; i <= 10; ++i) {
+    answers.push_back(std::make_unique<Answer>());
+    loader.Load(Request({absl::StrCat(i), absl::StrCat(i)}),
+                answers.back()->Callback());
+  }
+  for (int i = 0; i < 10; ++i) {
+    answers[i]->done.WaitForNotification();
+    EXPECT_THAT(answers[i]->ids, ElementsAre(i + 1, i + 1));
+  }
+  EXPECT_EQ(executor.fetches().size(), 10u);
+  EXPECT_EQ(loader.Stats().queries, 10u);
+}
+
+TEST_F(LoaderTest, MaxWaitHoldsABatchForMoreKeys) {
+  GatedExecutor executor(1);
+  Loader::Options options;
+  options.max_wait = absl::Milliseconds(200);
+  Loader loader(options, executor);
+  Answer a, b;
+  loader.Load(Request({"1"}), a.Callback());
+  loader.Load(Request({"2"}), b.Callback());
+  a.done.WaitForNotification();
+  b.done.WaitForNotification();
+  EXPECT_THAT(executor.fetches(), ElementsAre(UnorderedElementsAre("1", "2")));
+}
+
+// Many threads times many calls, with cancellations mixed in: every caller
+// is answered exactly once, with its own keys. (Run under TSAN: make tsan.)
+TEST_F(LoaderTest, ConcurrentCallersEachGetTheirOwnKeysExactlyOnce) {
+  GatedExecutor executor(4);
+  Loader loader({}, executor);
+  constexpr int kThreads = 8, kCalls = 300;
+  std::atomic<int> wrong{0}, answered{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int c = 0; c < kCalls; ++c) {
+        const int k1 = 1 + (t * 7 + c) % 120, k2 = 1 + (c * 13) % 100;
+        auto answer = std::make_shared<Answer>();
+        auto ticket = loader.Load(
+            Request({absl::StrCat(k1), absl::StrCat(k2), absl::StrCat(k1)}),
+            answer->Callback());
+        if (c % 10 == 0) loader.Cancel(ticket, absl::CancelledError("x"));
+        answer->done.WaitForNotification();
+        ++answered;
+        if (answer->status.ok()) {
+          const int64_t e1 = k1 <= 100 ? k1 : -1;
+          if (answer->ids != std::vector<int64_t>{e1, k2, e1}) ++wrong;
+        } else if (c % 10 != 0) {
+          ++wrong;
+        }
+        if (answer->calls.load() != 1) ++wrong;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(answered.load(), kThreads * kCalls);
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+}  // namespace
+}  // namespace rowgate::loader
