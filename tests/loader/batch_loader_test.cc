@@ -4,12 +4,12 @@
 // pg_stat_statements counts, is in tests/e2e/loader_e2e_test.cc.)
 #include "loader/batch_loader.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <thread>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -124,10 +124,9 @@ class GatedExecutor : public BatchExecutor {
         task = std::move(tasks_.front());
         tasks_.pop_front();
       }
-      std::move(task)([this](const storage::Entity&, int,
-                             const std::vector<std::string>& keys) {
-        return Fetch(keys);
-      });
+      std::move(task)(
+          [this](const storage::Entity&, int,
+                 const std::vector<std::string>& keys) { return Fetch(keys); });
     }
   }
 
@@ -181,8 +180,7 @@ TEST_F(LoaderTest, AnswersDuplicateKeysInOrderWithOneQuery) {
   answer.done.WaitForNotification();
   ASSERT_TRUE(answer.status.ok()) << answer.status;
   EXPECT_THAT(answer.ids, ElementsAre(1, 2, 3, 4, 4));
-  EXPECT_THAT(executor.fetches(),
-              ElementsAre(ElementsAre("1", "2", "3", "4")));
+  EXPECT_THAT(executor.fetches(), ElementsAre(ElementsAre("1", "2", "3", "4")));
   EXPECT_EQ(loader.Stats().queries, 1u);
   EXPECT_EQ(loader.Stats().keys_queried, 4u);
 }
@@ -284,7 +282,8 @@ TEST_F(LoaderTest, CancelledWhileWaitingIsAnsweredAtOnceAndNotSent) {
   Answer after;
   loader.Load(Request({"4"}), after.Callback());
   after.done.WaitForNotification();
-  EXPECT_THAT(executor.fetches(), ElementsAre(ElementsAre("1"), ElementsAre("4")));
+  EXPECT_THAT(executor.fetches(),
+              ElementsAre(ElementsAre("1"), ElementsAre("4")));
   EXPECT_EQ(loader.Stats().cancelled, 1u);
 }
 
