@@ -30,8 +30,7 @@ test: build
 tsan: deps
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DROWGATE_TSAN=ON >/dev/null
 	@cmake --build build-tsan -j $(JOBS) --target loader_test
-	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" bash deploy/local/with-pg.sh rowgate_test \
-	  ctest --test-dir build-tsan --output-on-failure -R '^loader_test$$'
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build-tsan/tests/loader_test
 
 bench: build
 	@bash bench/run.sh $(BUILD_DIR)

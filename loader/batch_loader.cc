@@ -44,7 +44,7 @@ struct Loader::KeyQueue {
   const storage::Entity* const entity;
   const int key_column;
 
-  absl::Mutex mu;
+  std::mutex mu;
   // Tickets with keys not yet in a batch, oldest first.
   std::deque<std::shared_ptr<LoadTicket>> pending ABSL_GUARDED_BY(mu);
   size_t pending_keys ABSL_GUARDED_BY(mu) = 0;
@@ -89,9 +89,10 @@ Loader::Loader(Options options, BatchExecutor& executor)
 
 Loader::~Loader() {
   {
-    absl::MutexLock lock(&timer_mu_);
+    std::lock_guard<std::mutex> lock(timer_mu_);
     stopping_ = true;
   }
+  timer_changed_.notify_all();
   if (timer_thread_.joinable()) timer_thread_.join();
 }
 
@@ -99,11 +100,11 @@ Loader::KeyQueue& Loader::QueueFor(const storage::Entity* entity,
                                    int key_column) {
   const auto id = std::make_pair(entity, key_column);
   {
-    absl::ReaderMutexLock lock(&queues_mu_);
+    std::shared_lock<std::shared_mutex> lock(queues_mu_);
     auto it = queues_.find(id);
     if (it != queues_.end()) return *it->second;
   }
-  absl::MutexLock lock(&queues_mu_);
+  std::unique_lock<std::shared_mutex> lock(queues_mu_);
   auto& slot = queues_[id];
   if (!slot) slot = std::make_unique<KeyQueue>(entity, key_column);
   return *slot;
@@ -142,7 +143,7 @@ std::shared_ptr<LoadTicket> Loader::Load(LoadRequest request,
   }
   KeyQueue& queue =
       QueueFor(ticket->request.entity, ticket->request.key_column);
-  absl::MutexLock lock(&queue.mu);
+  std::lock_guard<std::mutex> lock(queue.mu);
   queue.pending.push_back(ticket);
   queue.pending_keys += key_count;
   MaybeSchedule(queue);
@@ -156,7 +157,7 @@ void Loader::Cancel(const std::shared_ptr<LoadTicket>& ticket,
   if (options_.merge) {
     KeyQueue& queue =
         QueueFor(ticket->request.entity, ticket->request.key_column);
-    absl::MutexLock lock(&queue.mu);
+    std::lock_guard<std::mutex> lock(queue.mu);
     DropPendingKeys(queue, *ticket);
   }
   // Unmerged tickets release their reservation when their query returns.
@@ -182,8 +183,11 @@ void Loader::MaybeSchedule(KeyQueue& queue) {
   if (options_.max_wait > absl::ZeroDuration() && !backlog) {
     // Hold the batch until the oldest key has waited max_wait.
     const absl::Time due = queue.pending.front()->arrived + options_.max_wait;
-    absl::MutexLock lock(&timer_mu_);
-    timers_.emplace(due, &queue);
+    {
+      std::lock_guard<std::mutex> lock(timer_mu_);
+      timers_.emplace(due, &queue);
+    }
+    timer_changed_.notify_one();
     return;
   }
   executor_.Run(
@@ -191,7 +195,7 @@ void Loader::MaybeSchedule(KeyQueue& queue) {
 }
 
 void Loader::TimerLoop() {
-  absl::MutexLock lock(&timer_mu_);
+  std::unique_lock<std::mutex> lock(timer_mu_);
   while (!stopping_) {
     const absl::Time now = absl::Now();
     while (!timers_.empty() && timers_.begin()->first <= now) {
@@ -203,10 +207,9 @@ void Loader::TimerLoop() {
     }
     const absl::Time next = timers_.empty() ? now + absl::Milliseconds(100)
                                             : timers_.begin()->first;
-    auto changed = [this, next]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(timer_mu_) {
+    timer_changed_.wait_until(lock, absl::ToChronoTime(next), [&] {
       return stopping_ || (!timers_.empty() && timers_.begin()->first < next);
-    };
-    timer_mu_.AwaitWithDeadline(absl::Condition(&changed), next);
+    });
   }
 }
 
@@ -246,7 +249,7 @@ void Loader::TakeBatch(KeyQueue& queue, Batch& batch) {
 void Loader::RunBatch(KeyQueue& queue, BatchExecutor::FetchFn fetch) {
   Batch batch;
   {
-    absl::MutexLock lock(&queue.mu);
+    std::lock_guard<std::mutex> lock(queue.mu);
     queue.scheduled = false;
     TakeBatch(queue, batch);
     if (batch.keys.empty()) {
@@ -269,7 +272,7 @@ void Loader::RunBatch(KeyQueue& queue, BatchExecutor::FetchFn fetch) {
   // Answer outside the lock; collect who is complete while holding it.
   std::vector<std::shared_ptr<LoadTicket>> complete, failed;
   {
-    absl::MutexLock lock(&queue.mu);
+    std::lock_guard<std::mutex> lock(queue.mu);
     --queue.inflight;
     for (std::shared_ptr<LoadTicket>& ticket : batch.tickets) {
       --ticket->outstanding_batches;

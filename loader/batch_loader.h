@@ -24,9 +24,12 @@
 #ifndef ROWGATE_LOADER_BATCH_LOADER_H_
 #define ROWGATE_LOADER_BATCH_LOADER_H_
 
+#include <condition_variable>
 #include <cstddef>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -37,7 +40,6 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "loader/loader_stats.h"
 #include "storage/catalog.h"
@@ -145,13 +147,17 @@ class Loader {
   LoaderStats stats_;
   std::atomic<size_t> pending_keys_{0};
 
-  absl::Mutex queues_mu_;
+  // std::mutex and friends rather than absl::Mutex here: Debian's abseil is
+  // built without ThreadSanitizer annotations, and the loader's tests must
+  // run clean under `make tsan`.
+  std::shared_mutex queues_mu_;
   absl::flat_hash_map<std::pair<const storage::Entity*, int>,
                       std::unique_ptr<KeyQueue>>
       queues_ ABSL_GUARDED_BY(queues_mu_);
 
   // Only with max_wait > 0: queues whose batch is held until a deadline.
-  absl::Mutex timer_mu_;
+  std::mutex timer_mu_;
+  std::condition_variable timer_changed_;
   std::multimap<absl::Time, KeyQueue*> timers_ ABSL_GUARDED_BY(timer_mu_);
   bool stopping_ ABSL_GUARDED_BY(timer_mu_) = false;
   std::thread timer_thread_;

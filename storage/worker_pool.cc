@@ -16,47 +16,52 @@ WorkerPool::~WorkerPool() { Shutdown(); }
 
 void WorkerPool::Shutdown() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
+  work_ready_.notify_all();
   for (std::thread& t : threads_) {
     if (t.joinable()) t.join();
   }
 }
 
 void WorkerPool::Post(Task task) {
-  absl::MutexLock lock(&mu_);
-  queue_.push_back(std::move(task));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(task));
+  }
+  work_ready_.notify_one();
 }
 
 absl::Status WorkerPool::TryPost(Task task) {
-  absl::MutexLock lock(&mu_);
-  if (stopping_) {
-    return absl::UnavailableError("rowgate is shutting down");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) {
+      return absl::UnavailableError("rowgate is shutting down");
+    }
+    if (queue_.size() >= options_.max_queued) {
+      return absl::ResourceExhaustedError(
+          "too many database operations are waiting; retry later");
+    }
+    queue_.push_back(std::move(task));
   }
-  if (queue_.size() >= options_.max_queued) {
-    return absl::ResourceExhaustedError(
-        "too many database operations are waiting; retry later");
-  }
-  queue_.push_back(std::move(task));
+  work_ready_.notify_one();
   return absl::OkStatus();
 }
 
 size_t WorkerPool::queued() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return queue_.size();
 }
 
 void WorkerPool::Run(int index) {
   (void)index;
   Connection conn(options_.database_url);
-  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !queue_.empty() || stopping_;
-  };
   while (true) {
     Task task;
     {
-      absl::MutexLock lock(&mu_, absl::Condition(&ready));
+      std::unique_lock<std::mutex> lock(mu_);
+      work_ready_.wait(lock, [this] { return !queue_.empty() || stopping_; });
       // Drain before stopping: every queued caller gets its answer.
       if (queue_.empty()) return;
       task = std::move(queue_.front());

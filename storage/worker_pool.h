@@ -14,9 +14,11 @@
 #define ROWGATE_STORAGE_WORKER_POOL_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,7 +26,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "storage/connection.h"
 
 namespace rowgate::storage {
@@ -67,7 +68,10 @@ class WorkerPool {
   void Run(int index);
 
   const Options options_;
-  mutable absl::Mutex mu_;
+  // std::mutex rather than absl::Mutex: Debian's abseil is built without
+  // ThreadSanitizer annotations, and `make tsan` must see every lock.
+  mutable std::mutex mu_;
+  std::condition_variable work_ready_;
   std::deque<Task> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<int> busy_{0};

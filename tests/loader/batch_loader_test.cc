@@ -8,13 +8,14 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 
 namespace rowgate::loader {
 namespace {
@@ -41,7 +42,8 @@ std::shared_ptr<const storage::Catalog> TestCatalog() {
 }
 
 // Runs tasks on its own threads; every fetch is recorded and waits at a gate
-// the test controls.
+// the test controls. std::mutex (not absl::Mutex) so ThreadSanitizer sees
+// the synchronization: Debian's abseil carries no TSAN annotations.
 class GatedExecutor : public BatchExecutor {
  public:
   explicit GatedExecutor(int threads) {
@@ -52,51 +54,54 @@ class GatedExecutor : public BatchExecutor {
   ~GatedExecutor() override {
     Open();
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       stopping_ = true;
     }
+    changed_.notify_all();
     for (auto& t : threads_) t.join();
   }
 
   void Run(Task task) override {
-    absl::MutexLock lock(&mu_);
-    tasks_.push_back(std::move(task));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      tasks_.push_back(std::move(task));
+    }
+    changed_.notify_all();
   }
 
-  void Close() {
-    absl::MutexLock lock(&mu_);
-    open_ = false;
-  }
-  void Open() {
-    absl::MutexLock lock(&mu_);
-    open_ = true;
-  }
+  void Close() { SetOpen(false); }
+  void Open() { SetOpen(true); }
   void FailNext() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     fail_next_ = true;
   }
   // Blocks until `n` fetches have started.
   void AwaitFetches(size_t n) {
-    absl::MutexLock lock(&mu_);
-    auto reached = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return fetches_.size() >= n;
-    };
-    mu_.Await(absl::Condition(&reached));
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait(lock, [&] { return fetches_.size() >= n; });
   }
   std::vector<std::vector<std::string>> fetches() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return fetches_;
   }
 
  private:
+  void SetOpen(bool open) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      open_ = open;
+    }
+    changed_.notify_all();
+  }
+
   absl::StatusOr<storage::KeyedRows> Fetch(
       const std::vector<std::string>& keys) {
     bool fail;
     {
-      absl::MutexLock lock(&mu_);
+      std::unique_lock<std::mutex> lock(mu_);
       fetches_.push_back(keys);
-      auto open = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return open_; };
-      mu_.Await(absl::Condition(&open));
+      changed_.notify_all();
+      changed_.wait(lock, [&] { return open_; });
       fail = fail_next_;
       fail_next_ = false;
     }
@@ -115,11 +120,8 @@ class GatedExecutor : public BatchExecutor {
     while (true) {
       Task task;
       {
-        absl::MutexLock lock(&mu_);
-        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return !tasks_.empty() || stopping_;
-        };
-        mu_.Await(absl::Condition(&ready));
+        std::unique_lock<std::mutex> lock(mu_);
+        changed_.wait(lock, [&] { return !tasks_.empty() || stopping_; });
         if (tasks_.empty()) return;
         task = std::move(tasks_.front());
         tasks_.pop_front();
@@ -130,18 +132,45 @@ class GatedExecutor : public BatchExecutor {
     }
   }
 
-  absl::Mutex mu_;
-  std::deque<Task> tasks_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::vector<std::string>> fetches_ ABSL_GUARDED_BY(mu_);
-  bool open_ ABSL_GUARDED_BY(mu_) = true;
-  bool fail_next_ ABSL_GUARDED_BY(mu_) = false;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::deque<Task> tasks_;
+  std::vector<std::vector<std::string>> fetches_;
+  bool open_ = true;
+  bool fail_next_ = false;
+  bool stopping_ = false;
   std::vector<std::thread> threads_;
+};
+
+// A one-shot latch TSAN can see through (absl::Notification is built on
+// the uninstrumented absl::Mutex).
+class Latch {
+ public:
+  // Notifies under the lock: the waiter may destroy the latch as soon as it
+  // sees set_.
+  void Notify() {
+    std::lock_guard<std::mutex> lock(mu_);
+    set_ = true;
+    cv_.notify_all();
+  }
+  void WaitForNotification() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return set_; });
+  }
+  bool HasBeenNotified() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return set_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool set_ = false;
 };
 
 // Collects one lookup's answer: the ids found per key (-1 for missing).
 struct Answer {
-  absl::Notification done;
+  Latch done;
   absl::Status status;
   std::vector<int64_t> ids;
   std::atomic<int> calls{0};
