@@ -1,10 +1,13 @@
 #include "service/server.h"
 
+#include <grpcpp/health_check_service_interface.h>
+
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "grpc/health/v1/health.pb.h"
 #include "service/log.h"
 
 namespace rowgate::service {
@@ -67,8 +70,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   server->reflection_->SetServiceNames(
       {"rowgate.v1.DataService", "rowgate.v1.AdminService",
        "grpc.reflection.v1.ServerReflection",
-       "grpc.reflection.v1alpha.ServerReflection"});
+       "grpc.reflection.v1alpha.ServerReflection", "grpc.health.v1.Health"});
 
+  // gRPC's built-in health service does not register its descriptors with
+  // protobuf; touching ours links them in so reflection can describe it.
+  grpc::health::v1::HealthCheckRequest::descriptor();
+  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
@@ -82,6 +89,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
         absl::StrCat("cannot listen on ", options.listen));
   }
   server->port_ = port;
+  if (options.data.memory_backend) {
+    server->SetServing(true);
+  } else {
+    server->SetServing(true);  // the catalog was just read
+    server->health_thread_ =
+        std::thread([s = server.get(), url = options.database_url,
+                     interval = options.health_check_interval] {
+          s->HealthLoop(url, interval);
+        });
+  }
   std::vector<std::string> names;
   for (const storage::Entity& e : server->catalog_->entities()) {
     names.push_back(e.name);
@@ -97,9 +114,46 @@ loader::LoaderStatsSnapshot Server::LoaderStats() const {
   return loader_ ? loader_->Stats() : loader::LoaderStatsSnapshot{};
 }
 
+void Server::SetServing(bool serving) {
+  {
+    std::lock_guard<std::mutex> lock(health_mu_);
+    if (serving_ == static_cast<int>(serving)) return;
+    if (serving_ != -1) {
+      Log(serving ? LogLevel::kInfo : LogLevel::kWarning,
+          serving ? "PostgreSQL reachable again: SERVING"
+                  : "PostgreSQL unreachable: NOT_SERVING");
+    }
+    serving_ = serving;
+  }
+  grpc::HealthCheckServiceInterface* health =
+      grpc_server_->GetHealthCheckService();
+  health->SetServingStatus(serving);
+  health->SetServingStatus("rowgate.v1.DataService", serving);
+}
+
+void Server::HealthLoop(std::string database_url, absl::Duration interval) {
+  storage::Connection conn(std::move(database_url));
+  std::unique_lock<std::mutex> lock(health_mu_);
+  while (!health_stop_.wait_for(lock, absl::ToChronoMilliseconds(interval),
+                                [this] { return health_stopping_; })) {
+    lock.unlock();
+    const bool reachable = conn.Execute("SELECT 1", {}).ok();
+    SetServing(reachable);
+    lock.lock();
+  }
+}
+
 void Server::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
+  {
+    std::lock_guard<std::mutex> lock(health_mu_);
+    health_stopping_ = true;
+  }
+  health_stop_.notify_all();
+  if (health_thread_.joinable()) health_thread_.join();
+  // Probes see NOT_SERVING from here on, while calls in flight finish.
+  grpc_server_->GetHealthCheckService()->Shutdown();
   grpc_server_->Shutdown(std::chrono::system_clock::now() +
                          absl::ToChronoMilliseconds(grace));
   // Every call is finished now; run what the workers still hold, then stop

@@ -1,6 +1,12 @@
 // The rowgate server: owns the database workers, the loader, the gRPC
-// services (DataService, AdminService, reflection v1 and v1alpha) and the
-// grpc::Server, and tears them down in the safe order.
+// services (DataService, AdminService, reflection v1 and v1alpha, and
+// grpc.health.v1.Health) and the grpc::Server, and tears them down in the
+// safe order.
+//
+// Health: SERVING for the whole server ("") and for rowgate.v1.DataService
+// while a background check (one `SELECT 1` per interval on a connection of
+// its own, never one per probe) reaches PostgreSQL; NOT_SERVING while it
+// cannot, and from the start of Shutdown().
 //
 // Create() blocks until the catalog is read (retrying while PostgreSQL is
 // unreachable, up to startup_timeout) and the server listens. Shutdown() may
@@ -15,8 +21,11 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -30,6 +39,8 @@
 namespace rowgate::service {
 
 struct ServerOptions {
+  // How often the health check asks PostgreSQL whether it is reachable.
+  absl::Duration health_check_interval = absl::Seconds(1);
   std::string listen = "127.0.0.1:50051";
   std::string database_url;
   std::string schema = "public";
@@ -56,6 +67,8 @@ class Server {
 
  private:
   Server() = default;
+  void HealthLoop(std::string database_url, absl::Duration interval);
+  void SetServing(bool serving);
 
   // Declaration order is destruction order, reversed: the gRPC server goes
   // first, the pool (after an explicit drain in Shutdown) last.
@@ -69,6 +82,12 @@ class Server {
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
   bool shut_down_ = false;
+
+  std::mutex health_mu_;
+  std::condition_variable health_stop_;
+  bool health_stopping_ = false;  // guarded by health_mu_
+  int serving_ = -1;              // guarded by health_mu_; -1: not yet known
+  std::thread health_thread_;
 };
 
 }  // namespace rowgate::service

@@ -3,6 +3,7 @@
 #include <pqxx/pqxx>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "storage/pg_error.h"
 
@@ -70,7 +71,8 @@ absl::Status Connection::EnsureConnected() {
   } catch (const std::exception& e) {
     // libpq's connection errors name the host and socket, never a password.
     return absl::UnavailableError(
-        absl::StrCat("cannot connect to PostgreSQL: ", e.what()));
+        absl::StrCat("cannot connect to PostgreSQL: ",
+                     absl::StripAsciiWhitespace(e.what())));
   }
 }
 
@@ -102,7 +104,8 @@ absl::StatusOr<QueryResult> Connection::Execute(const std::string& sql,
     state_->conn.reset();
     state_->prepared.clear();
     return absl::UnavailableError(
-        absl::StrCat("lost the connection to PostgreSQL: ", e.what()));
+        absl::StrCat("lost the connection to PostgreSQL: ",
+                     absl::StripAsciiWhitespace(e.what())));
   } catch (const pqxx::sql_error& e) {
     if (SqlStateBreaksConnection(e.sqlstate()) || !state_->conn->is_open()) {
       state_->conn.reset();
