@@ -1,0 +1,373 @@
+#!/usr/bin/env bash
+# run.sh BUILD_DIR: `make bench`. rowgate against the alternatives, side by
+# side in one run, on the local Postgres (deploy/local/pg.sh):
+#
+#   rowgate          the sidecar as shipped (loader merges concurrent lookups)
+#   rowgate_nomerge  the same with --loader_merge=false (a query per request)
+#   pgbench          Postgres alone: prepared point SELECTs, one connection
+#                    per client (capped below max_connections)
+#   ceiling          rowgate with --bench_memory_backend: gRPC and the server
+#                    without any database, the most rowgate could do here
+#
+# Database rowgate_bench (demo schema) gets 1,000,000 users once and keeps
+# them. At each point every system runs in turn (the order rotates per point,
+# so drift hits all alike), each rowgate system in a fresh server process.
+# Per run: keys/s, p50/p99 latency, Postgres queries per key
+# (pg_stat_statements), rowgate's CPU seconds per million keys and its RSS
+# (idle after start, peak). Writes bench/out/results.md, results.csv and
+# bench.png, and prints the table.
+#
+# BENCH_QUICK=1: short runs, fewer points (about a minute).
+# BENCH_WARMUP_S / BENCH_DURATION_S override the times of each run;
+# BENCH_POINTS / BENCH_SYSTEMS (space-separated names) run a subset.
+# The machine has 2 cores shared by Postgres, rowgate and the generator:
+# the numbers compare systems, they are not capacity figures.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+project=$(cd "$here/.." && pwd)
+build=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
+rowgate=$build/rowgate
+load=$build/bench/rowgate_load
+pg="$project/deploy/local/pg.sh"
+out=$here/out
+db=rowgate_bench
+rows=1000000
+
+quick=${BENCH_QUICK:-0}
+if [ "$quick" = 1 ]; then
+  warmup=${BENCH_WARMUP_S:-0.5}
+  duration=${BENCH_DURATION_S:-2.5}
+  # name mode concurrency keys_per_call streams inflight_per_stream
+  points=("u1 unary 1 1 0 0" "u16 unary 16 1 0 0" "u128 unary 128 1 0 0"
+          "s128 stream 128 1 8 16")
+else
+  warmup=${BENCH_WARMUP_S:-2}
+  duration=${BENCH_DURATION_S:-15}
+  points=("u1 unary 1 1 0 0" "u16 unary 16 1 0 0" "u128 unary 128 1 0 0"
+          "u512 unary 512 1 0 0" "b16 unary 16 100 0 0"
+          "s128 stream 128 1 8 16")
+fi
+systems=(rowgate rowgate_nomerge pgbench ceiling)
+# BENCH_POINTS="u512 b16" / BENCH_SYSTEMS="rowgate pgbench": a subset.
+if [ -n "${BENCH_POINTS:-}" ]; then
+  chosen=()
+  for p in "${points[@]}"; do
+    for want in $BENCH_POINTS; do [ "${p%% *}" = "$want" ] && chosen+=("$p"); done
+  done
+  [ ${#chosen[@]} -gt 0 ] || { echo "bench: no point in BENCH_POINTS=$BENCH_POINTS" >&2; exit 1; }
+  points=("${chosen[@]}")
+fi
+if [ -n "${BENCH_SYSTEMS:-}" ]; then read -r -a systems <<<"$BENCH_SYSTEMS"; fi
+
+log() { echo "bench: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+for f in "$rowgate" "$load"; do
+  [ -x "$f" ] || die "$f is missing: build first (make build)"
+done
+
+# ------------------------------------------------------------------ tools
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+ensure_pkg() {  # ensure_pkg PACKAGE: apt-get install it if missing
+  dpkg -s "$1" >/dev/null 2>&1 && return 0
+  log "installing $1"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -qq "$1" >/dev/null 2>&1 ||
+    { $sudo apt-get update -qq && $sudo apt-get install -y -qq "$1" >/dev/null; }
+}
+ensure_pkg jq || die "jq is needed to read rowgate_load's JSON"
+have_gnuplot=1
+ensure_pkg gnuplot-nox || { have_gnuplot=0; log "no gnuplot: no plot"; }
+command -v pgbench >/dev/null || die "pgbench is missing (postgresql-contrib)"
+
+# ----------------------------------------------------------------- data
+bash "$pg" start
+bash "$pg" createdb "$db"
+url=$(bash "$pg" url "$db")
+sockdir=${url##*host=}
+psql() { bash "$pg" psql "$db" "$@"; }
+
+count=$(psql -tAc "SELECT count(*) FROM users")
+if [ "$count" -lt "$rows" ]; then
+  log "loading $rows users into $db (once; kept for later runs)"
+  # Explicit ids 1..N; the sample data's users 1..10 stay as they are.
+  psql <<SQL
+INSERT INTO users (id, name, surname, email, lastchange, "externalId")
+SELECT g, 'name' || g, 'surname' || g, 'user' || g || '@bench.example',
+       timezone('UTC', now()), 1000000000 + g
+FROM generate_series(1, $rows) AS g
+ON CONFLICT (id) DO NOTHING;
+SELECT setval('all_id_seq', GREATEST($rows + 1000, (SELECT last_value FROM all_id_seq)));
+SQL
+fi
+count=$(psql -tAc "SELECT count(*) FROM users WHERE id BETWEEN 1 AND $rows")
+[ "$count" -eq "$rows" ] || die "$db has $count users with ids 1..$rows, want $rows"
+psql -c "VACUUM ANALYZE users"
+dbid=$(psql -tAc "SELECT oid FROM pg_database WHERE datname = current_database()")
+
+# pg_stat_statements is reset for this database only: other databases (the
+# tests') keep their counts.
+pgss_reset() { psql -tAc "SELECT pg_stat_statements_reset(0, $dbid, 0)" >/dev/null; }
+pgss_calls() {
+  psql -tAc "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements
+             WHERE dbid = $dbid AND query NOT LIKE '%pg_stat_statements%'
+               AND (query LIKE '%= ANY%' OR query ~* 'from\\s+\"?users\"?\\s+where')"
+}
+
+max_conn=$(psql -tAc "SHOW max_connections")
+pg_client_cap=$((max_conn - 40))
+
+# ----------------------------------------------------------------- runs
+rm -rf "$out/logs" "$out/tmp"
+mkdir -p "$out/logs" "$out/tmp"
+csv=$out/results.csv
+echo "point,mode,concurrency,keys_per_call,system,keys_per_s,calls_per_s,p50_us,p99_us,queries_per_key,cpu_s_per_mkeys,idle_rss_mb,peak_rss_mb,errors,check_failures,note" >"$csv"
+failures=0
+srv_pid=""
+
+stop_server() {
+  [ -n "$srv_pid" ] || return 0
+  kill -TERM "$srv_pid" 2>/dev/null || true
+  for _ in $(seq 100); do
+    kill -0 "$srv_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$srv_pid" 2>/dev/null; then
+    log "rowgate ($srv_pid) ignored SIGTERM for 10 s; killing it"
+    kill -KILL "$srv_pid" 2>/dev/null || true
+  fi
+  wait "$srv_pid" 2>/dev/null || true
+  srv_pid=""
+}
+trap stop_server EXIT
+
+# start_server LOGNAME FLAGS...: sets srv_pid, srv_port; fails after 30 s.
+start_server() {
+  local name=$1; shift
+  local port_file=$out/tmp/$name.port
+  rm -f "$port_file"
+  "$rowgate" --listen=127.0.0.1:0 --port_file="$port_file" "$@" \
+    >"$out/logs/$name.server.log" 2>&1 &
+  srv_pid=$!
+  for _ in $(seq 300); do
+    if [ -s "$port_file" ]; then
+      srv_port=$(tr -dc '0-9' <"$port_file")
+      [ -n "$srv_port" ] && return 0
+    fi
+    if ! kill -0 "$srv_pid" 2>/dev/null; then
+      wait "$srv_pid" 2>/dev/null || true
+      srv_pid=""
+      log "rowgate $* exited at start; see $out/logs/$name.server.log"
+      return 1
+    fi
+    sleep 0.1
+  done
+  log "rowgate $* wrote no port file in 30 s"
+  stop_server
+  return 1
+}
+
+status_kb() {  # status_kb PID FIELD: a /proc/PID/status field in kB
+  awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
+}
+
+mb() { awk -v kb="${1:-0}" 'BEGIN { if (kb > 0) printf "%.1f", kb / 1024; else printf "" }'; }
+
+# row POINT MODE C KPC SYSTEM KEYS_S CALLS_S P50 P99 QPK CPU IDLE PEAK ERR CHK NOTE
+row() { local IFS=,; echo "$*" >>"$csv"; }
+
+# run_rowgate SYSTEM POINT MODE C KPC STREAMS INFLIGHT
+run_rowgate() {
+  local sys=$1 point=$2 mode=$3 c=$4 kpc=$5 streams=$6 inflight=$7
+  local name=$point-$sys flags=(--database_url="$url")
+  case "$sys" in
+    rowgate_nomerge) flags+=(--loader_merge=false) ;;
+    ceiling) flags=(--bench_memory_backend) ;;
+  esac
+  if ! start_server "$name" "${flags[@]}"; then
+    failures=$((failures + 1))
+    row "$point" "$mode" "$c" "$kpc" "$sys" "" "" "" "" "" "" "" "" "" "" "server did not start"
+    return 0
+  fi
+  sleep 0.3
+  local idle_kb; idle_kb=$(status_kb "$srv_pid" VmRSS)
+  local shape=(--concurrency="$c")
+  if [ "$mode" = stream ]; then
+    shape=(--streams="$streams" --inflight_per_stream="$inflight")
+  fi
+  pgss_reset
+  local json=$out/tmp/$name.json
+  "$load" --target="127.0.0.1:$srv_port" --mode="$mode" "${shape[@]}" \
+    --keys_per_call="$kpc" --key_min=1 --key_max=$rows \
+    --warmup_s="$warmup" --duration_s="$duration" --server_pid="$srv_pid" \
+    --label="$name" --json >"$json" 2>"$out/logs/$name.load.log" || true
+  local queries; queries=$(pgss_calls)
+  stop_server
+  cat "$out/logs/$name.load.log" >&2
+  if ! jq -e . "$json" >/dev/null 2>&1; then
+    failures=$((failures + 1))
+    row "$point" "$mode" "$c" "$kpc" "$sys" "" "" "" "" "" "" "$(mb "$idle_kb")" "" "" "" "generator failed"
+    return 0
+  fi
+  local v
+  v=$(jq -r --arg q "$queries" '[
+      (.keys_per_s | round), (.calls_per_s | round), .p50_us, .p99_us,
+      (if .keys_all > 0 then (($q | tonumber) / .keys_all * 1000 | round) / 1000 else "" end),
+      (if .keys > 0 and .server_cpu_s >= 0 then (.server_cpu_s * 1e7 / .keys | round) / 10 else "" end),
+      .server_vmhwm_kb, .errors, .check_failures,
+      (if .errors > 0 then .errors_by_code else "" end)] | map(tostring) | join("|")' "$json")
+  local keys_s calls_s p50 p99 qpk cpu hwm err chk note
+  IFS='|' read -r keys_s calls_s p50 p99 qpk cpu hwm err chk note <<<"$v"
+  [ "$sys" = ceiling ] && qpk=0
+  row "$point" "$mode" "$c" "$kpc" "$sys" "$keys_s" "$calls_s" "$p50" "$p99" \
+    "$qpk" "$cpu" "$(mb "$idle_kb")" "$(mb "$hwm")" "$err" "$chk" "${note:-}"
+}
+
+# run_pgbench POINT MODE C KPC: C clients (capped), KPC random ids per
+# statement (= ANY of an array when KPC > 1).
+run_pgbench() {
+  local point=$1 mode=$2 c=$3 kpc=$4 name=$1-pgbench
+  local script=$out/tmp/$name.sql
+  if [ "$kpc" -eq 1 ]; then
+    printf '\\set id random(1, %d)\nSELECT * FROM users WHERE id = :id;\n' $rows >"$script"
+  else
+    : >"$script"
+    local ids="" k
+    for k in $(seq "$kpc"); do
+      printf '\\set k%d random(1, %d)\n' "$k" $rows >>"$script"
+      ids+="${ids:+, }:k$k"
+    done
+    printf 'SELECT * FROM users WHERE id = ANY(ARRAY[%s]::bigint[]);\n' "$ids" >>"$script"
+  fi
+  local clients=$c note=""
+  if [ "$clients" -gt "$pg_client_cap" ]; then
+    clients=$pg_client_cap
+    note="$clients clients (max_connections $max_conn)"
+  fi
+  local jobs=$((clients < 2 ? clients : 2))
+  # pgbench's -T is whole seconds: run a little longer and measure the same
+  # window as the generator, from the per-transaction log.
+  local secs; secs=$(awk -v w="$warmup" -v d="$duration" 'BEGIN { t = w + d + 0.5; printf "%d", (t == int(t)) ? t : int(t) + 1 }')
+  rm -f "$out/tmp/$name.log"*
+  pgss_reset
+  if ! pgbench -n -M prepared -c "$clients" -j "$jobs" -T "$secs" -f "$script" \
+      -l --log-prefix="$out/tmp/$name.log" -h "$sockdir" -U postgres "$db" \
+      >"$out/logs/$name.log" 2>&1; then
+    log "pgbench failed; see $out/logs/$name.log"
+    failures=$((failures + 1))
+    row "$point" "$mode" "$c" "$kpc" pgbench "" "" "" "" "" "" "" "" "" "" "pgbench failed"
+    return 0
+  fi
+  local queries; queries=$(pgss_calls)
+  # Log lines: client tx latency_us script epoch_s epoch_us (completion).
+  cat "$out/tmp/$name.log".* |
+    awk -v w="$warmup" -v d="$duration" '
+      { t = $5 + $6 / 1e6; lat[NR] = $3; end[NR] = t; if (NR == 1 || t < t0) t0 = t }
+      END { for (i = 1; i <= NR; i++) if (end[i] >= t0 + w && end[i] < t0 + w + d) print lat[i]
+            print NR > "/dev/stderr" }' 2>"$out/tmp/$name.total" |
+    sort -n >"$out/tmp/$name.lat"
+  local total; total=$(cat "$out/tmp/$name.total")
+  local v
+  v=$(awk -v d="$duration" -v k="$kpc" -v q="$queries" -v total="$total" '
+      { a[NR] = $1 }
+      END {
+        n = NR; if (n == 0) { print "0 0 0 0 0"; exit }
+        i50 = int(0.50 * n + 0.999999); i99 = int(0.99 * n + 0.999999)
+        printf "%d %d %.1f %.1f %.3f\n", n * k / d, n / d, a[i50], a[i99], (total > 0 ? q / (total * k) : 0)
+      }' "$out/tmp/$name.lat")
+  local keys_s calls_s p50 p99 qpk
+  read -r keys_s calls_s p50 p99 qpk <<<"$v"
+  local err
+  err=$(awk '/number of failed transactions:/ { print $5 }' "$out/logs/$name.log")
+  row "$point" "$mode" "$c" "$kpc" pgbench "$keys_s" "$calls_s" "$p50" "$p99" \
+    "$qpk" "" "" "" "$err" "" "$note"
+  rm -f "$out/tmp/$name.log".*
+  log "$name: $keys_s keys/s, p50 ${p50} us, p99 ${p99} us ($clients clients)"
+}
+
+started=$(date +%s)
+for i in "${!points[@]}"; do
+  read -r point mode c kpc streams inflight <<<"${points[$i]}"
+  n=${#systems[@]}
+  for j in $(seq 0 $((n - 1))); do
+    sys=${systems[$(((i + j) % n))]}
+    case "$sys" in
+      pgbench)
+        # Postgres has no stream; its point would repeat u128.
+        [ "$mode" = stream ] && continue
+        run_pgbench "$point" "$mode" "$c" "$kpc"
+        ;;
+      *) run_rowgate "$sys" "$point" "$mode" "$c" "$kpc" "$streams" "$inflight" ;;
+    esac
+  done
+done
+log "measured in $(($(date +%s) - started)) s"
+
+# --------------------------------------------------------------- report
+md=$out/results.md
+{
+  echo "# rowgate bench"
+  echo
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores shared by Postgres, the server" \
+    "and the generator; $rows users; uniform keys; ${warmup} s warm-up, ${duration} s measured per run."
+  echo "Points: uN = unary BatchGet, N calls in flight, 1 key per call; b16 = 16 in flight," \
+    "100 keys per call; s128 = StreamBatchGet, 8 streams x 16 in flight."
+  echo "pgbench: Postgres alone, prepared \`SELECT * FROM users WHERE id = \$1\` (b16: \`= ANY\` of 100 ids)," \
+    "one connection per client; ceiling: rowgate answering from memory, no database."
+  echo "queries/key: Postgres statements per key (pg_stat_statements); CPU: rowgate's CPU" \
+    "seconds per million keys; RSS: rowgate's idle after start / peak."
+  echo
+  echo "| point | system | keys/s | p50 µs | p99 µs | queries/key | CPU s/Mkeys | RSS idle/peak MB | errors | note |"
+  echo "|---|---|--:|--:|--:|--:|--:|--:|--:|---|"
+  tail -n +2 "$csv" | awk -F, '
+    function us(v) { return v == "" ? "" : sprintf(v + 0 < 100 ? "%.1f" : "%.0f", v) }
+    function num(f, v) { return v == "" ? "" : sprintf(f, v) }
+    {
+      rss = ($12 == "" && $13 == "") ? "" : $12 " / " $13
+      err = $14; if ($15 != "" && $15 != "0") err = err " (" $15 " wrong)"
+      printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $5,
+        num("%d", $6), us($8), us($9), num("%.3f", $10), num("%.1f", $11), rss, err, $16
+    }'
+} >"$md"
+echo
+cat "$md"
+
+if [ "$have_gnuplot" = 1 ]; then
+  plot_lines=() plot_p99=()
+  for sys in "${systems[@]}"; do
+    dat=$out/tmp/plot-$sys.dat
+    awk -F, -v s="$sys" '$5 == s && $2 == "unary" && $4 == 1 && $6 != "" { print $3, $6, $9 }' "$csv" |
+      sort -n >"$dat"
+    [ -s "$dat" ] || continue
+    plot_lines+=("'$dat' using 1:2 with linespoints title '$sys'")
+    plot_p99+=("'$dat' using 1:3 with linespoints title '$sys'")
+  done
+  if [ ${#plot_lines[@]} -gt 0 ]; then
+    join() { local IFS=,; echo "$*"; }
+    term="pngcairo noenhanced size 1200,500 font ',10'"
+    gnuplot -e "set terminal $term" </dev/null 2>/dev/null || term="png noenhanced size 1200,500"
+    gnuplot <<GP || log "gnuplot failed"
+set terminal $term
+set output '$out/bench.png'
+set multiplot layout 1,2 title 'rowgate bench: unary BatchGet, 1 key per call ($(nproc) cores, ${duration} s per point)'
+set logscale x 2
+set xlabel 'calls in flight'
+set grid
+set key top left
+set ylabel 'keys/s'
+set yrange [0:*]
+plot $(join "${plot_lines[@]}")
+set ylabel 'p99 latency (µs)'
+set logscale y 10
+set yrange [*:*]
+plot $(join "${plot_p99[@]}")
+unset multiplot
+GP
+    [ -s "$out/bench.png" ] && log "plot: $out/bench.png"
+  fi
+fi
+log "results: $md, $csv"
+rm -rf "$out/tmp"
+if [ "$failures" -gt 0 ]; then die "$failures run(s) failed; see $out/logs"; fi
