@@ -551,9 +551,10 @@ grpc::ServerUnaryReactor* DataServiceImpl::Page(
                                   request->offset(), ")")));
   }
   storage::PageQuery query;
-  query.limit = request->page_size() == 0
-                    ? options_.default_page_size
-                    : std::min(request->page_size(), options_.page_size_cap);
+  // 0 means the default; neither the default nor a request exceeds the cap.
+  query.limit = std::min(request->page_size() == 0 ? options_.default_page_size
+                                                   : request->page_size(),
+                         options_.page_size_cap);
   query.offset = request->offset();
   query.page_token = request->page_token();
   for (const v1::Filter& f : request->filters()) {

@@ -9,6 +9,7 @@ packages=(
   libgrpc++-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev grpc-proto
   libpqxx-dev libpq-dev libabsl-dev libgtest-dev libgmock-dev
   postgresql-15 postgresql-contrib
+  python3-grpcio python3-protobuf
   ${EXTRA_PACKAGES:-}
 )
 
@@ -18,6 +19,10 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+# Node.js for the Node example client: any install will do (Debian's, or
+# NodeSource's, which bundles npm and conflicts with Debian's npm package).
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "install-deps: installing ${missing[*]}" >&2
