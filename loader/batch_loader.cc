@@ -175,8 +175,12 @@ void Loader::DropPendingKeys(KeyQueue& queue, LoadTicket& ticket) {
 void Loader::MaybeSchedule(KeyQueue& queue) {
   if (queue.scheduled || queue.pending_keys == 0) return;
   const bool backlog = queue.pending_keys >= options_.max_keys_per_query;
+  const bool worth_another_connection =
+      queue.pending_keys >=
+      std::min(options_.parallel_min_keys, options_.max_keys_per_query);
   if (queue.inflight >= options_.max_inflight_per_queue &&
-      !(backlog && queue.inflight < options_.max_parallel_split)) {
+      !(worth_another_connection &&
+        queue.inflight < options_.max_parallel_split)) {
     return;  // the query in flight picks these keys up when it returns
   }
   queue.scheduled = true;
@@ -213,18 +217,29 @@ void Loader::TimerLoop() {
   }
 }
 
+size_t Loader::BatchLimit(const KeyQueue& queue) const {
+  // Connections this queue may still use, counting the one about to run.
+  const int free_slots = options_.max_parallel_split - queue.inflight;
+  if (free_slots <= 1 || queue.pending_keys < options_.parallel_min_keys) {
+    return options_.max_keys_per_query;
+  }
+  const size_t share = (queue.pending_keys + free_slots - 1) / free_slots;
+  return std::min(std::max(share, options_.parallel_min_keys),
+                  options_.max_keys_per_query);
+}
+
 void Loader::TakeBatch(KeyQueue& queue, Batch& batch) {
   absl::flat_hash_set<absl::string_view> seen;
   const absl::Time now = absl::Now();
-  while (!queue.pending.empty() &&
-         batch.keys.size() < options_.max_keys_per_query) {
+  const size_t limit = BatchLimit(queue);
+  while (!queue.pending.empty() && batch.keys.size() < limit) {
     std::shared_ptr<LoadTicket>& ticket = queue.pending.front();
     const std::vector<std::string>& keys = ticket->request.keys;
     bool attached = false;
     while (ticket->next_key < keys.size()) {
       const std::string& key = keys[ticket->next_key];
       if (!seen.contains(key)) {
-        if (batch.keys.size() == options_.max_keys_per_query) break;
+        if (batch.keys.size() == limit) break;
         seen.insert(key);
         batch.keys.push_back(key);
       }

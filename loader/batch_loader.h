@@ -6,8 +6,9 @@
 // flight, so a lone caller pays no batching wait. While a query runs, newly
 // arriving keys gather and leave together the moment it returns (natural
 // batching, like a database's group commit). A batch holds at most
-// max_keys_per_query distinct keys; more pending keys than that are split
-// across connections. max_wait > 0 trades latency for larger batches.
+// max_keys_per_query distinct keys. A backlog of parallel_min_keys or more is
+// spread evenly over free connections instead of waiting. max_wait > 0
+// trades latency for larger batches.
 //
 // Keys are deduplicated within a batch only: every answer comes from a query
 // that started after the lookup arrived (no cross-request cache).
@@ -100,9 +101,12 @@ class Loader {
     bool merge = true;
     size_t max_keys_per_query = 1000;
     // Queries in flight per (entity, key column) before new keys wait for
-    // one to return. More run only to split a backlog larger than a batch.
+    // one to return. Beyond it, another query starts only for a backlog of
+    // at least parallel_min_keys keys: small batches are better gathered
+    // behind the query in flight, large ones better spread over connections.
     int max_inflight_per_queue = 1;
-    // Upper bound for queries in flight per queue when splitting a backlog.
+    size_t parallel_min_keys = 64;
+    // Upper bound for queries in flight per queue (the pool's size).
     int max_parallel_split = 4;
     // Hold a batch this long for more keys (0: send at once).
     absl::Duration max_wait = absl::ZeroDuration();
@@ -134,6 +138,8 @@ class Loader {
   KeyQueue& QueueFor(const storage::Entity* entity, int key_column);
   void MaybeSchedule(KeyQueue& queue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue.mu);
   void TakeBatch(KeyQueue& queue, Batch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue.mu);
+  size_t BatchLimit(const KeyQueue& queue) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue.mu);
   void DropPendingKeys(KeyQueue& queue, LoadTicket& ticket)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue.mu);

@@ -35,6 +35,10 @@ ABSL_FLAG(int, loader_max_keys_per_query, 1000,
 ABSL_FLAG(int, loader_max_inflight_queries, 1,
           "Lookup queries in flight per table and key column before new keys "
           "gather for the next one.");
+ABSL_FLAG(int, loader_parallel_min_keys, 64,
+          "While a lookup query is in flight, a backlog of at least this many "
+          "keys starts another query on a free connection instead of "
+          "waiting.");
 ABSL_FLAG(int, loader_max_wait_us, 0,
           "Hold a batch up to this long for more keys (0: never wait).");
 ABSL_FLAG(int, loader_max_pending_keys, 100000,
@@ -93,6 +97,7 @@ void ApplyEnvironment(int argc, char** argv) {
   from_env(FLAGS_loader_merge, "loader_merge");
   from_env(FLAGS_loader_max_keys_per_query, "loader_max_keys_per_query");
   from_env(FLAGS_loader_max_inflight_queries, "loader_max_inflight_queries");
+  from_env(FLAGS_loader_parallel_min_keys, "loader_parallel_min_keys");
   from_env(FLAGS_loader_max_wait_us, "loader_max_wait_us");
   from_env(FLAGS_loader_max_pending_keys, "loader_max_pending_keys");
   from_env(FLAGS_shutdown_grace_s, "shutdown_grace_s");
@@ -144,6 +149,8 @@ int main(int argc, char** argv) {
   options.loader.max_inflight_per_queue =
       absl::GetFlag(FLAGS_loader_max_inflight_queries);
   options.loader.max_parallel_split = std::max(1, options.pool_size);
+  options.loader.parallel_min_keys =
+      std::max(1, absl::GetFlag(FLAGS_loader_parallel_min_keys));
   options.loader.max_wait =
       absl::Microseconds(absl::GetFlag(FLAGS_loader_max_wait_us));
   options.loader.max_pending_keys =

@@ -288,6 +288,50 @@ TEST_F(LoaderTest, BatchesLargerThanTheCapAreSplit) {
   first.done.WaitForNotification();
 }
 
+// A backlog of parallel_min_keys or more does not wait for the query in
+// flight: it is spread over the free connections.
+TEST_F(LoaderTest, LargeBacklogIsSpreadOverFreeConnections) {
+  GatedExecutor executor(3);
+  executor.Close();
+  Loader::Options options;
+  options.parallel_min_keys = 4;
+  options.max_parallel_split = 3;
+  Loader loader(options, executor);
+  Answer first;
+  loader.Load(Request({"1"}), first.Callback());
+  executor.AwaitFetches(1);
+  Answer big;
+  loader.Load(Request({"2", "3", "4", "5", "6", "7", "8", "9", "10", "11"}),
+              big.Callback());
+  // Two more queries start while the first is still blocked.
+  executor.AwaitFetches(3);
+  const auto fetches = executor.fetches();
+  EXPECT_EQ(fetches[1].size(), 5u);
+  EXPECT_EQ(fetches[2].size(), 5u);
+  executor.Open();
+  big.done.WaitForNotification();
+  EXPECT_THAT(big.ids, ElementsAre(2, 3, 4, 5, 6, 7, 8, 9, 10, 11));
+  first.done.WaitForNotification();
+}
+
+// A small backlog gathers behind the query in flight instead.
+TEST_F(LoaderTest, SmallBacklogWaitsForTheQueryInFlight) {
+  GatedExecutor executor(3);
+  executor.Close();
+  Loader::Options options;
+  options.parallel_min_keys = 64;
+  Loader loader(options, executor);
+  Answer first, second;
+  loader.Load(Request({"1"}), first.Callback());
+  executor.AwaitFetches(1);
+  loader.Load(Request({"2", "3"}), second.Callback());
+  EXPECT_EQ(executor.fetches().size(), 1u);
+  executor.Open();
+  second.done.WaitForNotification();
+  first.done.WaitForNotification();
+  EXPECT_EQ(executor.fetches().size(), 2u);
+}
+
 // A cancelled caller is answered at once; a batch whose callers are all
 // gone is never sent.
 TEST_F(LoaderTest, CancelledWhileWaitingIsAnsweredAtOnceAndNotSent) {
