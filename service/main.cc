@@ -15,7 +15,8 @@
 #include "service/server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
-          "Address to serve gRPC on, host:port (port 0 picks a free one).");
+          "Addresses to serve gRPC on, comma-separated: host:port (port 0 "
+          "picks a free one) and/or unix:/path/to.sock.");
 ABSL_FLAG(std::string, database_url, "",
           "PostgreSQL connection URL or key=value string. Default: the "
           "DATABASE_URL environment variable.");
@@ -44,6 +45,9 @@ ABSL_FLAG(int, loader_max_wait_us, 0,
 ABSL_FLAG(int, loader_max_pending_keys, 100000,
           "Keys waiting for the database beyond which BatchGet answers "
           "RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int, health_check_interval_ms, 1000,
+          "How often the health service checks that PostgreSQL is "
+          "reachable.");
 ABSL_FLAG(int, shutdown_grace_s, 10,
           "Seconds in-flight calls get to finish on SIGTERM/SIGINT.");
 ABSL_FLAG(int, startup_timeout_s, 30,
@@ -100,6 +104,7 @@ void ApplyEnvironment(int argc, char** argv) {
   from_env(FLAGS_loader_parallel_min_keys, "loader_parallel_min_keys");
   from_env(FLAGS_loader_max_wait_us, "loader_max_wait_us");
   from_env(FLAGS_loader_max_pending_keys, "loader_max_pending_keys");
+  from_env(FLAGS_health_check_interval_ms, "health_check_interval_ms");
   from_env(FLAGS_shutdown_grace_s, "shutdown_grace_s");
   from_env(FLAGS_startup_timeout_s, "startup_timeout_s");
   from_env(FLAGS_log_level, "log_level");
@@ -138,6 +143,8 @@ int main(int argc, char** argv) {
   options.schema = absl::GetFlag(FLAGS_schema);
   options.version_column = absl::GetFlag(FLAGS_version_column);
   options.pool_size = absl::GetFlag(FLAGS_pool_size);
+  options.health_check_interval =
+      absl::Milliseconds(absl::GetFlag(FLAGS_health_check_interval_ms));
   options.startup_timeout =
       absl::Seconds(absl::GetFlag(FLAGS_startup_timeout_s));
   options.data.max_keys_per_request = absl::GetFlag(FLAGS_max_keys_per_request);
@@ -157,6 +164,9 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_loader_max_pending_keys);
 
   if (options.pool_size < 1) Fail("--pool_size must be at least 1");
+  if (absl::GetFlag(FLAGS_health_check_interval_ms) < 10) {
+    Fail("--health_check_interval_ms must be at least 10");
+  }
   if (options.data.max_keys_per_request < 1)
     Fail("--max_keys_per_request must be at least 1");
   if (options.data.page_size_cap < 1)

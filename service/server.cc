@@ -4,8 +4,10 @@
 
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.pb.h"
 #include "service/log.h"
@@ -77,9 +79,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
-                           &port);
+  // One or more addresses: host:port for TCP, unix:/path for a unix socket
+  // (the natural transport between containers of one pod).
+  std::vector<std::string> addresses =
+      absl::StrSplit(options.listen, ',', absl::SkipWhitespace());
+  if (addresses.empty()) {
+    return absl::InvalidArgumentError("--listen names no address");
+  }
+  std::vector<int> ports(addresses.size(), 0);
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    builder.AddListeningPort(addresses[i], grpc::InsecureServerCredentials(),
+                             &ports[i]);
+  }
   builder.RegisterService(server->data_service_.get());
   builder.RegisterService(server->admin_service_.get());
   server->reflection_->RegisterWith(builder);
@@ -88,7 +99,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen));
   }
-  server->port_ = port;
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    if (ports[i] == 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", addresses[i]));
+    }
+  }
+  // The first TCP port (unix sockets report 1).
+  for (size_t i = 0; i < addresses.size() && server->port_ == 0; ++i) {
+    if (!absl::StartsWith(addresses[i], "unix:")) server->port_ = ports[i];
+  }
   if (options.data.memory_backend) {
     server->SetServing(true);
   } else {
@@ -105,7 +125,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   }
   Log(LogLevel::kInfo, "serving",
       {{"listen", options.listen},
-       {"port", absl::StrCat(port)},
+       {"port", absl::StrCat(server->port_)},
        {"entities", absl::StrJoin(names, ",")}});
   return server;
 }

@@ -56,7 +56,8 @@ class Server {
   static absl::StatusOr<std::unique_ptr<Server>> Create(ServerOptions options);
   ~Server();
 
-  // The TCP port bound (useful with a ":0" listen address), 0 for others.
+  // The first TCP port bound (useful with a ":0" listen address); 0 when
+  // listening on unix sockets only.
   int port() const { return port_; }
   const storage::Catalog& catalog() const { return *catalog_; }
   loader::LoaderStatsSnapshot LoaderStats() const;

@@ -205,6 +205,10 @@ bool RowgateProcess::Reaped() {
   return false;
 }
 
+void RowgateProcess::Signal(int signal) {
+  if (!exit_.has_value()) kill(pid_, signal);
+}
+
 RowgateProcess::ExitInfo RowgateProcess::Stop() {
   if (exit_.has_value()) return *exit_;
   if (Reaped()) {

@@ -57,6 +57,9 @@ class RowgateProcess {
   // The last `max_bytes` of what the server wrote to stdout and stderr.
   std::string OutputTail(size_t max_bytes = 4000) const;
 
+  // Sends `signal` (e.g. SIGTERM) without waiting; Stop() then reaps.
+  void Signal(int signal);
+
   // Sends SIGTERM and waits (blocks) up to 10 s, then sends SIGKILL. Fails
   // the current test if the server had already exited or needed SIGKILL.
   // Idempotent: later calls return the first result.

@@ -1,0 +1,169 @@
+// Operating rowgate: health follows PostgreSQL's reachability, a unix socket
+// serves like TCP, and SIGTERM under load lets in-flight calls finish.
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <pqxx/pqxx>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "rowgate/v1/rowgate.grpc.pb.h"
+#include "tests/common/test_database.h"
+#include "tests/e2e/e2e_helpers.h"
+#include "tests/e2e/rowgate_process.h"
+
+namespace rowgate::e2e {
+namespace {
+
+using grpc::health::v1::Health;
+using grpc::health::v1::HealthCheckRequest;
+using grpc::health::v1::HealthCheckResponse;
+
+using ChannelPtr = std::shared_ptr<grpc::Channel>;
+
+HealthCheckResponse::ServingStatus CheckHealth(const ChannelPtr& channel,
+                                               const std::string& service) {
+  auto stub = Health::NewStub(channel);
+  HealthCheckRequest request;
+  request.set_service(service);
+  HealthCheckResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(5));
+  grpc::Status status = stub->Check(&context, request, &response);
+  if (!status.ok()) return HealthCheckResponse::UNKNOWN;
+  return response.status();
+}
+
+// Polls until the health status is `want` or 10 s pass.
+bool AwaitHealth(const ChannelPtr& channel,
+                 HealthCheckResponse::ServingStatus want) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < give_up) {
+    if (CheckHealth(channel, "") == want &&
+        CheckHealth(channel, "rowgate.v1.DataService") == want) {
+      return true;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return false;
+}
+
+grpc::Status GetUser(const ChannelPtr& channel, int64_t id,
+                     v1::BatchGetResponse* response) {
+  auto stub = v1::DataService::NewStub(channel);
+  auto context = NewContext(absl::Seconds(10));
+  return stub->BatchGet(context.get(), BatchGetRequest("users", Ints({id})),
+                        response);
+}
+
+// The test database's URL pointed at the `postgres` maintenance database
+// (PostgreSQL cannot block connections to the database one is connected to).
+std::string MaintenanceUrl(const std::string& db) {
+  std::string url = testing::TestDatabaseUrl();
+  const std::string path = "/" + db;
+  const size_t at = url.find(path + "?");
+  if (at != std::string::npos) {
+    url.replace(at, path.size(), "/postgres");
+  } else if (url.size() >= path.size() &&
+             url.compare(url.size() - path.size(), path.size(), path) == 0) {
+    url.replace(url.size() - path.size(), path.size(), "/postgres");
+  }
+  return url;
+}
+
+// NOT_SERVING while PostgreSQL refuses connections (a background check, not
+// a query per probe), SERVING again once it is back.
+TEST(OperationsTest, HealthFollowsPostgresReachability) {
+  auto server = RowgateProcess::Start({"--health_check_interval_ms=100"});
+  ASSERT_NE(server, nullptr);
+  auto channel = server->NewChannel();
+  ASSERT_TRUE(AwaitHealth(channel, HealthCheckResponse::SERVING));
+
+  const std::string db = pqxx::connection(testing::TestDatabaseUrl()).dbname();
+  pqxx::connection admin(MaintenanceUrl(db));
+  ASSERT_EQ(std::string(admin.dbname()), "postgres");
+  pqxx::nontransaction sql(admin);
+  sql.exec("ALTER DATABASE \"" + db + "\" ALLOW_CONNECTIONS false");
+  sql.exec(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+      "application_name = 'rowgate' AND datname = " + sql.quote(db));
+  const bool went_down = AwaitHealth(channel, HealthCheckResponse::NOT_SERVING);
+  v1::BatchGetResponse response;
+  const grpc::Status while_down = GetUser(channel, 1, &response);
+  sql.exec("ALTER DATABASE \"" + db + "\" ALLOW_CONNECTIONS true");
+
+  EXPECT_TRUE(went_down) << server->OutputTail();
+  EXPECT_EQ(while_down.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << while_down.error_message();
+  EXPECT_TRUE(AwaitHealth(channel, HealthCheckResponse::SERVING))
+      << server->OutputTail();
+  EXPECT_TRUE(GetUser(channel, 1, &response).ok());
+  ASSERT_EQ(response.results_size(), 1);
+  EXPECT_TRUE(response.results(0).found());
+}
+
+TEST(OperationsTest, ServesOnAUnixSocketBesideTcp) {
+  const std::string socket =
+      absl::StrCat("/tmp/rowgate-e2e-", getpid(), ".sock");
+  auto server = RowgateProcess::Start(
+      {absl::StrCat("--listen=127.0.0.1:0,unix:", socket)});
+  ASSERT_NE(server, nullptr);
+  auto channel = grpc::CreateChannel(absl::StrCat("unix:", socket),
+                                     grpc::InsecureChannelCredentials());
+  v1::BatchGetResponse response;
+  grpc::Status status = GetUser(channel, 2, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.results_size(), 1);
+  EXPECT_EQ(IdOf(response.results(0).rows(0)), 2);
+}
+
+// SIGTERM while calls wait on the database: health turns NOT_SERVING, the
+// calls in flight still complete successfully, and the server exits 0.
+TEST(OperationsTest, SigtermUnderLoadLetsInFlightCallsFinish) {
+  auto server = RowgateProcess::Start({"--shutdown_grace_s=20"});
+  ASSERT_NE(server, nullptr);
+  auto channel = server->NewChannel();
+
+  // Hold the users table so lookups stay in flight until we let go.
+  pqxx::connection admin(testing::TestDatabaseUrl());
+  auto lock = std::make_unique<pqxx::work>(admin);
+  lock->exec("LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
+
+  constexpr int kCalls = 30;
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kCalls; ++i) {
+    callers.emplace_back([&, i] {
+      v1::BatchGetResponse response;
+      grpc::Status status = GetUser(channel, 1 + i % 10, &response);
+      if (status.ok() && response.results_size() == 1 &&
+          response.results(0).found()) {
+        ++ok;
+      } else {
+        ++failed;
+      }
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(500));  // the calls are now in flight
+  server->Signal(SIGTERM);
+  absl::SleepFor(absl::Milliseconds(500));
+  lock->commit();  // the database answers; in-flight calls complete
+  for (auto& t : callers) t.join();
+  RowgateProcess::ExitInfo exit = server->Stop();
+
+  EXPECT_EQ(ok.load(), kCalls);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_FALSE(exit.needed_sigkill);
+  EXPECT_TRUE(WIFEXITED(exit.wait_status) && WEXITSTATUS(exit.wait_status) == 0)
+      << server->OutputTail();
+}
+
+}  // namespace
+}  // namespace rowgate::e2e
