@@ -11,7 +11,9 @@ namespace rowgate::loader {
 void PoolBatchExecutor::Run(Task task) {
   pool_.Post([task = std::move(task)](storage::Connection& conn) mutable {
     std::move(task)([&conn](const storage::Entity& entity, int key_column,
-                            const std::vector<std::string>& keys) {
+                            const std::vector<std::string>& keys,
+                            absl::Time deadline) {
+      conn.set_deadline(deadline);
       return storage::FetchByKeys(conn, entity, key_column, keys);
     });
   });
@@ -56,6 +58,8 @@ struct Loader::KeyQueue {
 struct Loader::Batch {
   std::vector<std::string> keys;  // distinct
   std::vector<std::shared_ptr<LoadTicket>> tickets;
+  // The latest deadline of its waiters: the query is useful until then.
+  absl::Time deadline = absl::InfinitePast();
 };
 
 namespace {
@@ -249,6 +253,7 @@ void Loader::TakeBatch(KeyQueue& queue, Batch& batch) {
       attached = true;
     }
     if (attached) {
+      batch.deadline = std::max(batch.deadline, ticket->request.deadline);
       ++ticket->outstanding_batches;
       if (!ticket->dispatch_recorded) {
         ticket->dispatch_recorded = true;
@@ -277,7 +282,7 @@ void Loader::RunBatch(KeyQueue& queue, BatchExecutor::FetchFn fetch) {
   }
 
   absl::StatusOr<storage::KeyedRows> fetched =
-      fetch(*queue.entity, queue.key_column, batch.keys);
+      fetch(*queue.entity, queue.key_column, batch.keys, batch.deadline);
   stats_.RecordQuery(batch.keys.size(), !fetched.ok());
   std::shared_ptr<const storage::KeyedRows> rows;
   if (fetched.ok()) {
@@ -327,7 +332,8 @@ void Loader::RunUnmerged(std::shared_ptr<LoadTicket> ticket,
     if (seen.insert(key).second) keys.push_back(key);
   }
   absl::StatusOr<storage::KeyedRows> fetched =
-      fetch(*ticket->request.entity, ticket->request.key_column, keys);
+      fetch(*ticket->request.entity, ticket->request.key_column, keys,
+            ticket->request.deadline);
   stats_.RecordQuery(keys.size(), !fetched.ok());
   if (!ticket->Claim()) return;
   if (!fetched.ok()) {

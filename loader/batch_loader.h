@@ -53,10 +53,11 @@ namespace rowgate::loader {
 // storage::WorkerPool); tests use one whose fetch blocks until released.
 class BatchExecutor {
  public:
-  // Runs a lookup; blocks on the database.
+  // Runs a lookup; blocks on the database. Past `deadline` the query is
+  // cancelled (DEADLINE_EXCEEDED).
   using FetchFn = absl::FunctionRef<absl::StatusOr<storage::KeyedRows>(
       const storage::Entity& entity, int key_column,
-      const std::vector<std::string>& keys)>;
+      const std::vector<std::string>& keys, absl::Time deadline)>;
   using Task = absl::AnyInvocable<void(FetchFn fetch) &&>;
 
   virtual ~BatchExecutor() = default;
@@ -80,6 +81,9 @@ struct LoadRequest {
   // Canonical key texts (storage::CanonicalKey), in the caller's order;
   // duplicates allowed.
   std::vector<std::string> keys;
+  // The caller's deadline. A batch's query is cancelled in PostgreSQL once
+  // the latest deadline among its waiters has passed.
+  absl::Time deadline = absl::InfiniteFuture();
 };
 
 struct LoadResult {

@@ -23,6 +23,15 @@ absl::Status CancellationStatus(grpc::CallbackServerContext* context) {
   return absl::CancelledError("the call was cancelled by the client");
 }
 
+// The call's deadline as absl::Time (InfiniteFuture when it has none).
+absl::Time DeadlineOf(const grpc::CallbackServerContext* context) {
+  const auto deadline = context->deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) {
+    return absl::InfiniteFuture();
+  }
+  return absl::FromChrono(deadline);
+}
+
 // One unary BatchGet: waits on the loader, finishes from the worker that
 // answered it, or at once when cancelled.
 class BatchGetReactor final : public grpc::ServerUnaryReactor {
@@ -43,6 +52,7 @@ class BatchGetReactor final : public grpc::ServerUnaryReactor {
       return;
     }
     lookup_ = std::move(*lookup);
+    lookup_.load.deadline = DeadlineOf(context_);
     // gRPC delivers OnCancel and OnDone only after this handler returns, so
     // ticket_ is set before OnCancel reads it, and `this` outlives Start().
     ticket_ = service_.StartLookup(
@@ -118,6 +128,7 @@ class StreamBatchGetReactor final
       inflight_[serial] = nullptr;
     }
     auto prepared = std::make_shared<PreparedLookup>(std::move(*lookup));
+    prepared->load.deadline = DeadlineOf(context_);
     std::shared_ptr<loader::LoadTicket> ticket = service_.StartLookup(
         std::move(prepared->load),
         [this, serial, tag, request,
@@ -252,11 +263,16 @@ class StreamBatchGetReactor final
 
 // Runs `work` on a database worker and finishes `reactor` with its status.
 // RESOURCE_EXHAUSTED at once when the pool's queue is full.
+// The statement is cancelled in PostgreSQL if it outlives the call's
+// deadline.
 template <typename Work>
-void RunOnWorker(storage::WorkerPool& pool, grpc::ServerUnaryReactor* reactor,
-                 Work work) {
-  absl::Status queued = pool.TryPost(
-      [reactor, work = std::move(work)](storage::Connection& conn) mutable {
+void RunOnWorker(storage::WorkerPool& pool,
+                 grpc::CallbackServerContext* context,
+                 grpc::ServerUnaryReactor* reactor, Work work) {
+  absl::Status queued =
+      pool.TryPost([reactor, deadline = DeadlineOf(context),
+                    work = std::move(work)](storage::Connection& conn) mutable {
+        conn.set_deadline(deadline);
         reactor->Finish(ToGrpcStatus(work(conn)));
       });
   if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));
@@ -446,7 +462,7 @@ grpc::ServerUnaryReactor* DataServiceImpl::Insert(
     rows.push_back(std::move(*values));
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RunOnWorker(*pool_, reactor,
+  RunOnWorker(*pool_, context, reactor,
               [entity = *entity, rows = std::move(rows),
                response](storage::Connection& conn) -> absl::Status {
                 absl::StatusOr<std::vector<storage::Row>> stored =
@@ -475,7 +491,7 @@ grpc::ServerUnaryReactor* DataServiceImpl::Update(
       RowFromProto(**entity, request->row());
   if (!values.ok()) return FinishNow(context, values.status());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RunOnWorker(*pool_, reactor,
+  RunOnWorker(*pool_, context, reactor,
               [entity = *entity, values = std::move(*values),
                response](storage::Connection& conn) -> absl::Status {
                 absl::StatusOr<storage::Row> row =
@@ -514,7 +530,7 @@ grpc::ServerUnaryReactor* DataServiceImpl::Delete(
     expected = ValueFromProto(request->expected_version());
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RunOnWorker(*pool_, reactor,
+  RunOnWorker(*pool_, context, reactor,
               [entity = *entity, keys = std::move(keys), expected, request,
                response](storage::Connection& conn) -> absl::Status {
                 absl::StatusOr<std::vector<bool>> deleted =
@@ -610,7 +626,7 @@ grpc::ServerUnaryReactor* DataServiceImpl::Page(
     query.order.push_back({*column, o.descending()});
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RunOnWorker(*pool_, reactor,
+  RunOnWorker(*pool_, context, reactor,
               [entity = *entity, query = std::move(query),
                columns = std::move(*columns),
                response](storage::Connection& conn) -> absl::Status {

@@ -5,6 +5,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "storage/pg_error.h"
 
 namespace rowgate::storage {
@@ -48,8 +49,10 @@ struct Connection::State {
   absl::flat_hash_map<std::string, std::string> prepared;  // sql -> name
 };
 
-Connection::Connection(std::string url)
-    : url_(std::move(url)), state_(std::make_unique<State>()) {}
+Connection::Connection(std::string url, DeadlineWatchdog* watchdog)
+    : url_(std::move(url)),
+      watchdog_(watchdog),
+      state_(std::make_unique<State>()) {}
 
 Connection::~Connection() = default;
 
@@ -78,7 +81,20 @@ absl::Status Connection::EnsureConnected() {
 
 absl::StatusOr<QueryResult> Connection::Execute(const std::string& sql,
                                                 const Params& params) {
+  if (deadline_ != absl::InfiniteFuture() && absl::Now() >= deadline_) {
+    return absl::DeadlineExceededError(
+        "the caller's deadline passed before the statement was sent");
+  }
   if (absl::Status s = EnsureConnected(); !s.ok()) return s;
+  // Cancels the statement on the server if it outlives the caller's
+  // deadline. Disarmed (waiting for a cancel in progress) before the
+  // connection is touched again.
+  uint64_t alarm = 0;
+  bool cancelled = false;
+  auto disarm = [&] {
+    if (alarm != 0) cancelled = !watchdog_->Disarm(alarm);
+    alarm = 0;
+  };
   std::vector<const char*> raw;
   raw.reserve(params.size());
   for (const auto& p : params) raw.push_back(p ? p->c_str() : nullptr);
@@ -94,25 +110,44 @@ absl::StatusOr<QueryResult> Connection::Execute(const std::string& sql,
       state_->conn->prepare(name, sql);
       it = state_->prepared.emplace(sql, std::move(name)).first;
     }
+    if (watchdog_ != nullptr && deadline_ != absl::InfiniteFuture()) {
+      pqxx::connection* conn = state_->conn.get();
+      alarm = watchdog_->Arm(deadline_, [conn] {
+        try {
+          conn->cancel_query();
+        } catch (const std::exception&) {
+          // The statement may have ended meanwhile; nothing to cancel.
+        }
+      });
+    }
     if (it != state_->prepared.end()) {
       rep->result = txn.exec_prepared(it->second, dynamic);
     } else {
       rep->result = txn.exec_params(sql, dynamic);
     }
+    disarm();
     txn.commit();
   } catch (const pqxx::broken_connection& e) {
+    disarm();
     state_->conn.reset();
     state_->prepared.clear();
     return absl::UnavailableError(
         absl::StrCat("lost the connection to PostgreSQL: ",
                      absl::StripAsciiWhitespace(e.what())));
   } catch (const pqxx::sql_error& e) {
+    disarm();
     if (SqlStateBreaksConnection(e.sqlstate()) || !state_->conn->is_open()) {
       state_->conn.reset();
       state_->prepared.clear();
     }
+    if (cancelled && e.sqlstate() == "57014") {
+      return absl::DeadlineExceededError(
+          "the statement was cancelled in PostgreSQL: the caller's deadline "
+          "passed");
+    }
     return StatusFromSqlState(e.sqlstate(), e.what());
   } catch (const std::exception& e) {
+    disarm();
     // E.g. pqxx::usage_error or in_doubt_error: drop the connection rather
     // than reuse one in an unknown state.
     state_->conn.reset();

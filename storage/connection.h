@@ -25,6 +25,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "storage/deadline_watchdog.h"
 
 namespace rowgate::storage {
 
@@ -50,8 +52,9 @@ class QueryResult {
 
 class Connection {
  public:
-  // `url` is a libpq connection string or URI. Does not connect.
-  explicit Connection(std::string url);
+  // `url` is a libpq connection string or URI. Does not connect. With a
+  // `watchdog` (which must outlive this), statements honour set_deadline().
+  explicit Connection(std::string url, DeadlineWatchdog* watchdog = nullptr);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -62,6 +65,11 @@ class Connection {
   absl::StatusOr<QueryResult> Execute(const std::string& sql,
                                       const Params& params);
 
+  // Statements run from now on must finish by `deadline`: one that is still
+  // running then is cancelled on the server and answers DEADLINE_EXCEEDED,
+  // and one that would start after it is not sent. InfiniteFuture: none.
+  void set_deadline(absl::Time deadline) { deadline_ = deadline; }
+
   // Connects now if not connected. Blocks.
   absl::Status EnsureConnected();
 
@@ -71,6 +79,8 @@ class Connection {
  private:
   struct State;
   std::string url_;
+  DeadlineWatchdog* const watchdog_;
+  absl::Time deadline_ = absl::InfiniteFuture();
   std::unique_ptr<State> state_;
 };
 

@@ -56,7 +56,7 @@ size_t WorkerPool::queued() const {
 
 void WorkerPool::Run(int index) {
   (void)index;
-  Connection conn(options_.database_url);
+  Connection conn(options_.database_url, &watchdog_);
   while (true) {
     Task task;
     {
@@ -68,6 +68,7 @@ void WorkerPool::Run(int index) {
       queue_.pop_front();
     }
     busy_.fetch_add(1, std::memory_order_relaxed);
+    conn.set_deadline(absl::InfiniteFuture());
     std::move(task)(conn);
     busy_.fetch_sub(1, std::memory_order_relaxed);
   }

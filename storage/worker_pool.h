@@ -27,6 +27,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "storage/connection.h"
+#include "storage/deadline_watchdog.h"
 
 namespace rowgate::storage {
 
@@ -50,7 +51,8 @@ class WorkerPool {
   void Shutdown();
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  // Queues `task`; it runs on a worker with that worker's connection. Never
+  // Queues `task`; it runs on a worker with that worker's connection, whose
+  // deadline starts as none (a task may set one with set_deadline). Never
   // blocks and never refuses: for callers that bound their own work (the
   // loader).
   void Post(Task task);
@@ -68,6 +70,9 @@ class WorkerPool {
   void Run(int index);
 
   const Options options_;
+  // Cancels statements that outlive their caller's deadline (see
+  // Connection::set_deadline); declared first, destroyed last.
+  DeadlineWatchdog watchdog_;
   // std::mutex rather than absl::Mutex: Debian's abseil is built without
   // ThreadSanitizer annotations, and `make tsan` must see every lock.
   mutable std::mutex mu_;

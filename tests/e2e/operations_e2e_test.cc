@@ -93,7 +93,8 @@ TEST(OperationsTest, HealthFollowsPostgresReachability) {
   sql.exec("ALTER DATABASE \"" + db + "\" ALLOW_CONNECTIONS false");
   sql.exec(
       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-      "application_name = 'rowgate' AND datname = " + sql.quote(db));
+      "application_name = 'rowgate' AND datname = " +
+      sql.quote(db));
   const bool went_down = AwaitHealth(channel, HealthCheckResponse::NOT_SERVING);
   v1::BatchGetResponse response;
   const grpc::Status while_down = GetUser(channel, 1, &response);
@@ -163,6 +164,53 @@ TEST(OperationsTest, SigtermUnderLoadLetsInFlightCallsFinish) {
   EXPECT_FALSE(exit.needed_sigkill);
   EXPECT_TRUE(WIFEXITED(exit.wait_status) && WEXITSTATUS(exit.wait_status) == 0)
       << server->OutputTail();
+}
+
+// A statement that outlives its caller's deadline is cancelled in
+// PostgreSQL, so the connection returns to the pool: with one connection and
+// `users` locked, a Page and a BatchGet on users time out, and a lookup on
+// another table then succeeds while the lock is still held.
+TEST(OperationsTest, DeadlineCancelsTheStatementInPostgres) {
+  auto server = RowgateProcess::Start({"--pool_size=1"});
+  ASSERT_NE(server, nullptr);
+  auto stub = v1::DataService::NewStub(server->NewChannel());
+
+  pqxx::connection admin(testing::TestDatabaseUrl());
+  auto lock = std::make_unique<pqxx::work>(admin);
+  lock->exec("LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
+
+  v1::PageRequest page;
+  page.set_entity("users");
+  v1::PageResponse page_response;
+  auto page_context = NewContext(absl::Milliseconds(300));
+  const grpc::Status page_status =
+      stub->Page(page_context.get(), page, &page_response);
+
+  v1::BatchGetResponse users_response;
+  auto users_context = NewContext(absl::Milliseconds(300));
+  const grpc::Status users_status =
+      stub->BatchGet(users_context.get(), BatchGetRequest("users", Ints({1})),
+                     &users_response);
+
+  v1::BatchGetResponse types_response;
+  auto types_context = NewContext(absl::Seconds(5));
+  const grpc::Status types_status = stub->BatchGet(
+      types_context.get(), BatchGetRequest("grouptypes", Ints({11})),
+      &types_response);
+  // No rowgate backend is left waiting for the lock.
+  const auto waiting = testing::ExecSql(
+      "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+      "'rowgate' AND datname = current_database() AND wait_event_type = "
+      "'Lock'");
+  lock->commit();
+
+  EXPECT_EQ(page_status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(users_status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  ASSERT_TRUE(types_status.ok()) << types_status.error_message() << "\n"
+                                 << server->OutputTail();
+  ASSERT_EQ(types_response.results_size(), 1);
+  EXPECT_TRUE(types_response.results(0).found());
+  EXPECT_EQ(waiting[0][0], "0");
 }
 
 }  // namespace

@@ -126,9 +126,9 @@ class GatedExecutor : public BatchExecutor {
         task = std::move(tasks_.front());
         tasks_.pop_front();
       }
-      std::move(task)(
-          [this](const storage::Entity&, int,
-                 const std::vector<std::string>& keys) { return Fetch(keys); });
+      std::move(task)([this](const storage::Entity&, int,
+                             const std::vector<std::string>& keys,
+                             absl::Time) { return Fetch(keys); });
     }
   }
 

@@ -1,0 +1,69 @@
+#include "storage/deadline_watchdog.h"
+
+#include <utility>
+
+#include "absl/time/clock.h"
+
+namespace rowgate::storage {
+
+DeadlineWatchdog::DeadlineWatchdog() : thread_([this] { Loop(); }) {}
+
+DeadlineWatchdog::~DeadlineWatchdog() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  thread_.join();
+}
+
+uint64_t DeadlineWatchdog::Arm(absl::Time deadline,
+                               absl::AnyInvocable<void()> cancel) {
+  uint64_t id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    id = next_id_++;
+    armed_.emplace(id, Entry{deadline, std::move(cancel)});
+  }
+  changed_.notify_all();
+  return id;
+}
+
+bool DeadlineWatchdog::Disarm(uint64_t id) {
+  std::unique_lock<std::mutex> lock(mu_);
+  changed_.wait(lock, [&] { return firing_ != id; });
+  return armed_.erase(id) == 1;
+}
+
+void DeadlineWatchdog::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    const absl::Time now = absl::Now();
+    absl::Time next = absl::InfiniteFuture();
+    uint64_t due = 0;
+    for (const auto& [id, entry] : armed_) {
+      if (entry.deadline <= now) {
+        due = id;
+        break;
+      }
+      next = std::min(next, entry.deadline);
+    }
+    if (due != 0) {
+      auto node = armed_.extract(due);
+      firing_ = due;
+      lock.unlock();
+      std::move(node.mapped().cancel)();
+      lock.lock();
+      firing_ = 0;
+      changed_.notify_all();
+      continue;
+    }
+    if (next == absl::InfiniteFuture()) {
+      changed_.wait(lock);
+    } else {
+      changed_.wait_until(lock, absl::ToChronoTime(next));
+    }
+  }
+}
+
+}  // namespace rowgate::storage

@@ -1,0 +1,62 @@
+// Runs a cancellation when a deadline passes, unless it was disarmed first:
+// how a caller's gRPC deadline reaches PostgreSQL (Connection arms it around
+// each statement and cancels the statement on the server, so a slow query
+// never outlives its caller and the connection returns healthy to the pool).
+//
+// Thread-safe. One thread of its own, idle until something is armed. The
+// cancel callbacks run on that thread; Disarm() waits for a callback that is
+// running, so what the callback touches stays valid until Disarm returns.
+//
+// Example:
+//   uint64_t id = watchdog.Arm(deadline, [&conn] { conn.cancel_query(); });
+//   ... run the statement ...
+//   bool cancelled = !watchdog.Disarm(id);
+#ifndef ROWGATE_STORAGE_DEADLINE_WATCHDOG_H_
+#define ROWGATE_STORAGE_DEADLINE_WATCHDOG_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/time/time.h"
+
+namespace rowgate::storage {
+
+class DeadlineWatchdog {
+ public:
+  DeadlineWatchdog();
+  // Fires nothing more; waits for a callback that is running.
+  ~DeadlineWatchdog();
+  DeadlineWatchdog(const DeadlineWatchdog&) = delete;
+  DeadlineWatchdog& operator=(const DeadlineWatchdog&) = delete;
+
+  // Runs `cancel` once `deadline` passes, unless Disarm(id) comes first.
+  // Never blocks.
+  uint64_t Arm(absl::Time deadline, absl::AnyInvocable<void()> cancel);
+
+  // True when disarmed before firing; false when the cancel ran. Blocks only
+  // while that cancel is running.
+  bool Disarm(uint64_t id);
+
+ private:
+  void Loop();
+
+  struct Entry {
+    absl::Time deadline;
+    absl::AnyInvocable<void()> cancel;
+  };
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::map<uint64_t, Entry> armed_;  // guarded by mu_
+  uint64_t next_id_ = 1;             // guarded by mu_
+  uint64_t firing_ = 0;              // guarded by mu_; id whose cancel runs
+  bool stopping_ = false;            // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace rowgate::storage
+
+#endif  // ROWGATE_STORAGE_DEADLINE_WATCHDOG_H_
