@@ -53,6 +53,11 @@ ABSL_FLAG(int, shutdown_grace_s, 10,
           "Seconds in-flight calls get to finish on SIGTERM/SIGINT.");
 ABSL_FLAG(int, startup_timeout_s, 30,
           "Seconds to keep retrying an unreachable PostgreSQL at start.");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "host:port for Prometheus metrics at /metrics (e.g. "
+          "127.0.0.1:9464); empty: off.");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "If set, the metrics port is written to this file once serving.");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound port is written to this file once serving.");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
@@ -109,6 +114,7 @@ void ApplyEnvironment(int argc, char** argv) {
   from_env(FLAGS_shutdown_grace_s, "shutdown_grace_s");
   from_env(FLAGS_startup_timeout_s, "startup_timeout_s");
   from_env(FLAGS_log_level, "log_level");
+  from_env(FLAGS_metrics_listen, "metrics_listen");
   if (absl::GetFlag(FLAGS_database_url).empty() && !given("database_url")) {
     if (const char* url = std::getenv("DATABASE_URL")) {
       absl::SetFlag(&FLAGS_database_url, std::string(url));
@@ -148,6 +154,7 @@ int main(int argc, char** argv) {
   options.schema = absl::GetFlag(FLAGS_schema);
   options.version_column = absl::GetFlag(FLAGS_version_column);
   options.pool_size = absl::GetFlag(FLAGS_pool_size);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.health_check_interval =
       absl::Milliseconds(absl::GetFlag(FLAGS_health_check_interval_ms));
   options.startup_timeout =
@@ -215,14 +222,16 @@ int main(int argc, char** argv) {
         {{"error", std::string(server.status().message())}});
     return 1;
   }
-  const std::string port_file = absl::GetFlag(FLAGS_port_file);
-  if (!port_file.empty()) {
-    // Written whole to a temporary name, then renamed: readers never see a
-    // partial file.
-    const std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << (*server)->port() << "\n";
-    std::rename(tmp.c_str(), port_file.c_str());
-  }
+  // Written whole to a temporary name, then renamed: readers never see a
+  // partial file.
+  auto write_port = [](const std::string& file, int port) {
+    if (file.empty()) return;
+    const std::string tmp = file + ".tmp";
+    std::ofstream(tmp) << port << "\n";
+    std::rename(tmp.c_str(), file.c_str());
+  };
+  write_port(absl::GetFlag(FLAGS_metrics_port_file), (*server)->metrics_port());
+  write_port(absl::GetFlag(FLAGS_port_file), (*server)->port());
   int received = 0;
   sigwait(&signals, &received);
   Log(LogLevel::kInfo, "shutting down",

@@ -94,6 +94,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   builder.RegisterService(server->data_service_.get());
   builder.RegisterService(server->admin_service_.get());
   server->reflection_->RegisterWith(builder);
+  if (!options.metrics_listen.empty()) {
+    // Only with metrics on: the interceptor costs every call a little.
+    server->rpc_metrics_ = std::make_shared<RpcMetrics>();
+    builder.experimental().SetInterceptorCreators(
+        MetricsInterceptors(server->rpc_metrics_));
+  }
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr) {
     return absl::UnavailableError(
@@ -118,6 +124,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
                      interval = options.health_check_interval] {
           s->HealthLoop(url, interval);
         });
+  }
+  if (!options.metrics_listen.empty()) {
+    Server* s = server.get();
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http =
+        MetricsHttpServer::Start(options.metrics_listen,
+                                 [s] { return s->RenderMetrics(); });
+    if (!http.ok()) return http.status();
+    server->metrics_http_ = std::move(*http);
+    Log(LogLevel::kInfo, "serving metrics",
+        {{"metrics_listen", options.metrics_listen},
+         {"port", absl::StrCat(server->metrics_http_->port())}});
   }
   std::vector<std::string> names;
   for (const storage::Entity& e : server->catalog_->entities()) {
@@ -151,6 +168,81 @@ void Server::SetServing(bool serving) {
   health->SetServingStatus("rowgate.v1.DataService", serving);
 }
 
+std::string Server::RenderMetrics() const {
+  std::string out = rpc_metrics_ ? rpc_metrics_->Render() : "";
+  auto counter = [&out](absl::string_view name, absl::string_view help,
+                        uint64_t value) {
+    absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name,
+                    " counter\n", name, " ", value, "\n");
+  };
+  auto gauge = [&out](absl::string_view name, absl::string_view help,
+                      double value) {
+    absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name,
+                    " gauge\n", name, " ", value, "\n");
+  };
+  const loader::LoaderStatsSnapshot s = LoaderStats();
+  counter("rowgate_loader_requests_total",
+          "BatchGet lookups (calls and stream messages).", s.requests);
+  counter("rowgate_loader_keys_total", "Keys asked, duplicates included.",
+          s.keys);
+  counter("rowgate_loader_queries_total", "Lookup queries sent to PostgreSQL.",
+          s.queries);
+  counter("rowgate_loader_keys_queried_total",
+          "Distinct keys sent to PostgreSQL.", s.keys_queried);
+  counter("rowgate_loader_failed_queries_total", "Lookup queries that failed.",
+          s.failed_queries);
+  counter("rowgate_loader_cancelled_total",
+          "Lookups cancelled or past their deadline.", s.cancelled);
+  counter("rowgate_loader_rejected_total",
+          "Lookups refused as overload (RESOURCE_EXHAUSTED).",
+          s.rejected_overload);
+  counter("rowgate_loader_dispatch_wait_microseconds_total",
+          "Time lookups waited to be sent, summed.",
+          s.dispatch_wait_micros_total);
+  absl::StrAppend(
+      &out,
+      "# HELP rowgate_loader_keys_per_query Distinct keys per lookup query.\n"
+      "# TYPE rowgate_loader_keys_per_query histogram\n");
+  uint64_t cumulative = 0;
+  for (int i = 0; i < loader::kKeysPerQueryBuckets; ++i) {
+    cumulative += s.keys_per_query[i];
+    const std::string le = i + 1 < loader::kKeysPerQueryBuckets
+                               ? absl::StrCat(uint64_t{1} << i)
+                               : "+Inf";
+    absl::StrAppend(&out, "rowgate_loader_keys_per_query_bucket{le=\"", le,
+                    "\"} ", cumulative, "\n");
+  }
+  absl::StrAppend(&out, "rowgate_loader_keys_per_query_sum ", s.keys_queried,
+                  "\nrowgate_loader_keys_per_query_count ", s.queries, "\n");
+  if (pool_) {
+    gauge("rowgate_pool_connections", "Database connections (worker threads).",
+          pool_->size());
+    gauge("rowgate_pool_connections_in_use", "Connections running a statement.",
+          pool_->busy());
+    gauge("rowgate_pool_waiting",
+          "Database operations waiting for a connection.", pool_->queued());
+  }
+  absl::StrAppend(
+      &out,
+      "# HELP rowgate_db_errors_total Failed statements, by the "
+      "status they map to.\n# TYPE rowgate_db_errors_total counter\n");
+  const std::array<uint64_t, 17> errors = storage::DatabaseErrorCounts();
+  for (size_t code = 1; code < errors.size(); ++code) {
+    absl::StrAppend(
+        &out, "rowgate_db_errors_total{kind=\"",
+        absl::StatusCodeToString(static_cast<absl::StatusCode>(code)), "\"} ",
+        errors[code], "\n");
+  }
+  int serving;
+  {
+    std::lock_guard<std::mutex> lock(health_mu_);
+    serving = serving_;
+  }
+  gauge("rowgate_up", "1 while the health service says SERVING.",
+        serving == 1 ? 1 : 0);
+  return out;
+}
+
 void Server::HealthLoop(std::string database_url, absl::Duration interval) {
   storage::Connection conn(std::move(database_url));
   std::unique_lock<std::mutex> lock(health_mu_);
@@ -176,6 +268,7 @@ void Server::Shutdown(absl::Duration grace) {
   grpc_server_->GetHealthCheckService()->Shutdown();
   grpc_server_->Shutdown(std::chrono::system_clock::now() +
                          absl::ToChronoMilliseconds(grace));
+  metrics_http_.reset();
   // Every call is finished now; run what the workers still hold, then stop
   // them, before the loader that queued those tasks goes away.
   if (pool_) pool_->Shutdown();

@@ -32,6 +32,7 @@
 #include "loader/batch_loader.h"
 #include "service/admin_service.h"
 #include "service/data_service.h"
+#include "service/metrics.h"
 #include "service/reflection_service.h"
 #include "storage/catalog.h"
 #include "storage/worker_pool.h"
@@ -39,6 +40,8 @@
 namespace rowgate::service {
 
 struct ServerOptions {
+  // host:port for the Prometheus endpoint (/metrics); empty: off.
+  std::string metrics_listen;
   // How often the health check asks PostgreSQL whether it is reachable.
   absl::Duration health_check_interval = absl::Seconds(1);
   std::string listen = "127.0.0.1:50051";
@@ -60,6 +63,8 @@ class Server {
   // listening on unix sockets only.
   int port() const { return port_; }
   const storage::Catalog& catalog() const { return *catalog_; }
+  // The metrics HTTP port, 0 when metrics are off.
+  int metrics_port() const { return metrics_http_ ? metrics_http_->port() : 0; }
   loader::LoaderStatsSnapshot LoaderStats() const;
 
   // Stops taking calls, lets calls in flight finish within `grace` (then
@@ -70,6 +75,8 @@ class Server {
   Server() = default;
   void HealthLoop(std::string database_url, absl::Duration interval);
   void SetServing(bool serving);
+  // Everything /metrics shows, in the Prometheus text format.
+  std::string RenderMetrics() const;
 
   // Declaration order is destruction order, reversed: the gRPC server goes
   // first, the pool (after an explicit drain in Shutdown) last.
@@ -80,11 +87,13 @@ class Server {
   std::unique_ptr<DataServiceImpl> data_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<ReflectionServices> reflection_;
+  std::shared_ptr<RpcMetrics> rpc_metrics_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<MetricsHttpServer> metrics_http_;
   int port_ = 0;
   bool shut_down_ = false;
 
-  std::mutex health_mu_;
+  mutable std::mutex health_mu_;
   std::condition_variable health_stop_;
   bool health_stopping_ = false;  // guarded by health_mu_
   int serving_ = -1;              // guarded by health_mu_; -1: not yet known

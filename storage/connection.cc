@@ -1,5 +1,6 @@
 #include "storage/connection.h"
 
+#include <atomic>
 #include <pqxx/pqxx>
 
 #include "absl/container/flat_hash_map.h"
@@ -22,7 +23,17 @@ constexpr char kSessionSetup[] =
     "SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'; "
     "SET application_name = 'rowgate'; SET bytea_output = 'hex'";
 
+std::array<std::atomic<uint64_t>, 17> error_counts{};
+
 }  // namespace
+
+std::array<uint64_t, 17> DatabaseErrorCounts() {
+  std::array<uint64_t, 17> out;
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i] = error_counts[i].load(std::memory_order_relaxed);
+  }
+  return out;
+}
 
 struct QueryResult::Rep {
   pqxx::result result;
@@ -81,6 +92,18 @@ absl::Status Connection::EnsureConnected() {
 
 absl::StatusOr<QueryResult> Connection::Execute(const std::string& sql,
                                                 const Params& params) {
+  absl::StatusOr<QueryResult> result = ExecuteOnce(sql, params);
+  if (!result.ok()) {
+    const size_t code = static_cast<size_t>(result.status().code());
+    if (code < error_counts.size()) {
+      error_counts[code].fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  return result;
+}
+
+absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
+                                                    const Params& params) {
   if (deadline_ != absl::InfiniteFuture() && absl::Now() >= deadline_) {
     return absl::DeadlineExceededError(
         "the caller's deadline passed before the statement was sent");

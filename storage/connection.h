@@ -18,6 +18,8 @@
 #ifndef ROWGATE_STORAGE_CONNECTION_H_
 #define ROWGATE_STORAGE_CONNECTION_H_
 
+#include <array>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -50,6 +52,11 @@ class QueryResult {
   std::shared_ptr<const Rep> rep_;
 };
 
+// Statements that failed since the process started, by the
+// absl::StatusCode their error maps to (index = code). Process-wide;
+// thread-safe; for metrics.
+std::array<uint64_t, 17> DatabaseErrorCounts();
+
 class Connection {
  public:
   // `url` is a libpq connection string or URI. Does not connect. With a
@@ -77,6 +84,9 @@ class Connection {
   int backend_pid() const;
 
  private:
+  absl::StatusOr<QueryResult> ExecuteOnce(const std::string& sql,
+                                          const Params& params);
+
   struct State;
   std::string url_;
   DeadlineWatchdog* const watchdog_;

@@ -3,14 +3,20 @@
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <signal.h>
 
 #include <atomic>
+#include <cstdio>
+#include <fstream>
 #include <pqxx/pqxx>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "rowgate/v1/rowgate.grpc.pb.h"
@@ -211,6 +217,79 @@ TEST(OperationsTest, DeadlineCancelsTheStatementInPostgres) {
   ASSERT_EQ(types_response.results_size(), 1);
   EXPECT_TRUE(types_response.results(0).found());
   EXPECT_EQ(waiting[0][0], "0");
+}
+
+// The value of the sample `series` (name and labels, exactly as printed) in
+// a Prometheus text page; -1 when absent.
+double Sample(const std::string& page, const std::string& series) {
+  for (absl::string_view line : absl::StrSplit(page, '\n')) {
+    if (absl::StartsWith(line, series + " ")) {
+      double value;
+      if (absl::SimpleAtod(line.substr(series.size() + 1), &value)) {
+        return value;
+      }
+    }
+  }
+  return -1;
+}
+
+// /metrics serves per-RPC counts by code, latency histograms and the
+// loader's counters, and they move as calls are made.
+TEST(OperationsTest, MetricsMoveAsCallsAreMade) {
+  const std::string port_file =
+      absl::StrCat("/tmp/rowgate-e2e-metrics-", getpid());
+  auto server = RowgateProcess::Start(
+      {"--metrics_listen=127.0.0.1:0", "--metrics_port_file=" + port_file});
+  ASSERT_NE(server, nullptr);
+  int port = 0;
+  {
+    std::ifstream in(port_file);
+    in >> port;
+  }
+  std::remove(port_file.c_str());
+  ASSERT_GT(port, 0);
+  httplib::Client http("127.0.0.1", port);
+  auto scrape = [&http]() -> std::string {
+    auto response = http.Get("/metrics");
+    if (!response || response->status != 200) return "";
+    return response->body;
+  };
+  const std::string ok_calls =
+      "rowgate_rpc_requests_total{method=\"/rowgate.v1.DataService/"
+      "BatchGet\",code=\"OK\"}";
+  const std::string bad_calls =
+      "rowgate_rpc_requests_total{method=\"/rowgate.v1.DataService/"
+      "BatchGet\",code=\"INVALID_ARGUMENT\"}";
+  const std::string latency_count =
+      "rowgate_rpc_latency_seconds_count{method=\"/rowgate.v1.DataService/"
+      "BatchGet\"}";
+  const std::string before = scrape();
+  ASSERT_FALSE(before.empty());
+  const double keys_before = Sample(before, "rowgate_loader_keys_total");
+  EXPECT_EQ(Sample(before, "rowgate_up"), 1);
+  EXPECT_EQ(Sample(before, "rowgate_pool_connections"), 4);
+
+  auto channel = server->NewChannel();
+  for (int i = 1; i <= 3; ++i) {
+    v1::BatchGetResponse response;
+    ASSERT_TRUE(GetUser(channel, i, &response).ok());
+  }
+  auto stub = v1::DataService::NewStub(channel);
+  v1::BatchGetResponse response;
+  auto context = NewContext();
+  EXPECT_EQ(stub->BatchGet(context.get(), BatchGetRequest("nope", Ints({1})),
+                           &response)
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  const std::string after = scrape();
+  EXPECT_EQ(Sample(after, ok_calls),
+            std::max(0.0, Sample(before, ok_calls)) + 3)
+      << after;
+  EXPECT_EQ(Sample(after, bad_calls), 1) << after;
+  EXPECT_EQ(Sample(after, latency_count), 4) << after;
+  EXPECT_EQ(Sample(after, "rowgate_loader_keys_total"), keys_before + 3);
+  EXPECT_GE(Sample(after, "rowgate_loader_queries_total"), 1);
 }
 
 }  // namespace
