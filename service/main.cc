@@ -9,6 +9,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -130,8 +132,15 @@ void Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // --help lists this file's flags (absl's default looks for a file named
+  // after the binary).
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view path) {
+    return absl::EndsWith(path, "service/main.cc");
+  };
+  absl::SetFlagsUsageConfig(usage);
   absl::SetProgramUsageMessage(
-      "rowgate: a gRPC data-access sidecar for PostgreSQL.\n"
+      "a gRPC data-access sidecar for PostgreSQL.\n"
       "Every flag can also be set by an environment variable ROWGATE_<FLAG> "
       "(upper case), e.g. ROWGATE_POOL_SIZE=8.");
   ApplyEnvironment(argc, argv);

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Configuration from the environment, start-up validation and logs:
+#   config_test.sh ROWGATE_BINARY   (needs ROWGATE_TEST_DATABASE_URL)
+set -uo pipefail
+bin=$1
+: "${ROWGATE_TEST_DATABASE_URL:?run with make test}"
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+passed=0 failed=0
+check() {  # check NAME CONDITION...
+  local name=$1; shift
+  if "$@"; then passed=$((passed + 1)); echo "ok: $name"; else failed=$((failed + 1)); echo "FAILED: $name"; fi
+}
+
+# An invalid environment value stops start-up with a message naming it.
+ROWGATE_POOL_SIZE=many "$bin" >"$dir/out" 2>&1; code=$?
+check "invalid ROWGATE_POOL_SIZE exits 2" test "$code" -eq 2
+check "the message names ROWGATE_POOL_SIZE" grep -q ROWGATE_POOL_SIZE "$dir/out"
+
+# An invalid flag value too.
+"$bin" --pool_size=0 --database_url="$ROWGATE_TEST_DATABASE_URL" >"$dir/out" 2>&1; code=$?
+check "--pool_size=0 exits 2" test "$code" -eq 2
+check "the message names --pool_size" grep -q -- "--pool_size" "$dir/out"
+
+# --help lists the flags and the environment convention.
+"$bin" --help >"$dir/help" 2>&1
+check "--help lists --loader_merge" grep -q -- "-loader_merge" "$dir/help"
+check "--help explains ROWGATE_<FLAG>" grep -q "ROWGATE_" "$dir/help"
+
+# Flags from the environment: listen on a unix socket given by
+# ROWGATE_LISTEN, the database from DATABASE_URL (with a password, which
+# trust authentication ignores and the logs must never show).
+url=${ROWGATE_TEST_DATABASE_URL/postgresql:\/\/postgres@/postgresql://postgres:s3cret-pw@}
+sock=$dir/rowgate.sock
+env -u ROWGATE_TEST_DATABASE_URL ROWGATE_LISTEN="unix:$sock" ROWGATE_POOL_SIZE=2 \
+  DATABASE_URL="$url" "$bin" >"$dir/log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.1; done
+check "serves on the unix socket from ROWGATE_LISTEN" test -S "$sock"
+kill -TERM $pid; wait $pid; code=$?
+check "exits 0 on SIGTERM" test "$code" -eq 0
+check "the effective config shows pool_size 2" grep -q '"pool_size":"2"' "$dir/log"
+check "the password never appears" bash -c "! grep -q s3cret-pw '$dir/log'"
+check "the password is masked" grep -q 'postgres:\*\*\*@' "$dir/log"
+check "every log line is a JSON object" bash -c "grep -v '^{\".*}\$' '$dir/log' | wc -l | grep -qx 0"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
