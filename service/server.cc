@@ -79,6 +79,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default, which lets a second rowgate bind the
+  // same port and silently take half the traffic. A taken port must fail.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // One or more addresses: host:port for TCP, unix:/path for a unix socket
   // (the natural transport between containers of one pod).
   std::vector<std::string> addresses =
@@ -103,7 +106,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr) {
     return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options.listen));
+        absl::StrCat("cannot listen on ", options.listen,
+                     " (address in use, or not a valid address)"));
   }
   for (size_t i = 0; i < addresses.size(); ++i) {
     if (ports[i] == 0) {
@@ -264,11 +268,14 @@ void Server::Shutdown(absl::Duration grace) {
   }
   health_stop_.notify_all();
   if (health_thread_.joinable()) health_thread_.join();
-  // Probes see NOT_SERVING from here on, while calls in flight finish.
-  grpc_server_->GetHealthCheckService()->Shutdown();
-  grpc_server_->Shutdown(std::chrono::system_clock::now() +
-                         absl::ToChronoMilliseconds(grace));
   metrics_http_.reset();
+  // Create() may have failed before the gRPC server existed.
+  if (grpc_server_ != nullptr) {
+    // Probes see NOT_SERVING from here on, while calls in flight finish.
+    grpc_server_->GetHealthCheckService()->Shutdown();
+    grpc_server_->Shutdown(std::chrono::system_clock::now() +
+                           absl::ToChronoMilliseconds(grace));
+  }
   // Every call is finished now; run what the workers still hold, then stop
   // them, before the loader that queued those tasks goes away.
   if (pool_) pool_->Shutdown();

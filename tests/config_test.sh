@@ -44,5 +44,15 @@ check "the password never appears" bash -c "! grep -q s3cret-pw '$dir/log'"
 check "the password is masked" grep -q 'postgres:\*\*\*@' "$dir/log"
 check "every log line is a JSON object" bash -c "grep -v '^{\".*}\$' '$dir/log' | wc -l | grep -qx 0"
 
+# A port already taken stops start-up with a message (gRPC's default
+# SO_REUSEPORT would otherwise let two servers share it silently).
+"$bin" --listen=127.0.0.1:0 --port_file="$dir/port1" --bench_memory_backend >/dev/null 2>&1 &
+first=$!
+for _ in $(seq 1 100); do [ -s "$dir/port1" ] && break; sleep 0.1; done
+"$bin" --listen="127.0.0.1:$(cat "$dir/port1")" --bench_memory_backend >"$dir/out" 2>&1; code=$?
+kill -TERM $first; wait $first
+check "a taken port exits 1" test "$code" -eq 1
+check "the message says it cannot listen" grep -q "cannot listen on 127.0.0.1:" "$dir/out"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
