@@ -275,6 +275,14 @@ absl::StatusOr<std::optional<std::string>> ToParameter(absl::string_view column,
                                                        ColumnType type,
                                                        const Value& value) {
   if (std::holds_alternative<std::monostate>(value)) return std::nullopt;
+  // Parameters travel as C strings, and PostgreSQL text cannot hold NUL:
+  // refuse rather than silently cut the value short.
+  if (const std::string* text = std::get_if<std::string>(&value);
+      text != nullptr && text->find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the value for column \"", column,
+        "\" contains a NUL byte, which PostgreSQL text cannot store"));
+  }
   switch (type) {
     case ColumnType::kInt16:
     case ColumnType::kInt32:

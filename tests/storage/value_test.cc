@@ -66,6 +66,21 @@ TEST(ValueTest, IntegerParametersAreRangeChecked) {
             "-32768");
 }
 
+// A NUL byte would cut a C-string parameter short (a different key, a
+// truncated value): refused instead.
+TEST(ValueTest, TextWithNulBytesIsRefused) {
+  auto p =
+      ToParameter("name", ColumnType::kText, Value(std::string("ab\0c", 4)));
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(
+      CanonicalKey("code", ColumnType::kText, Value(std::string("k\0", 2)))
+          .ok());
+  // Bytes are hex-encoded: NUL is fine there.
+  EXPECT_TRUE(ToParameter("blob", ColumnType::kBytes,
+                          Value(Bytes{std::string("\0", 1)}))
+                  .ok());
+}
+
 TEST(ValueTest, NullParameterIsSqlNull) {
   auto p = ToParameter("n", ColumnType::kText, Value(std::monostate()));
   ASSERT_TRUE(p.ok());
