@@ -150,7 +150,7 @@ class StreamBatchGetReactor final
       writes_.clear();
     }
     if (!writes_.empty()) {
-      StartWrite(&writes_.front());
+      WriteFrontLocked();
     } else {
       writing_ = false;
       MaybeFinishLocked();
@@ -228,8 +228,16 @@ class StreamBatchGetReactor final
     writes_.push_back(std::move(answer));
     if (!writing_) {
       writing_ = true;
-      StartWrite(&writes_.front());
+      WriteFrontLocked();
     }
+  }
+
+  // With more answers queued behind this one, gRPC may hold it back and send
+  // it together with them (fewer sendmsg calls); the last one flushes.
+  void WriteFrontLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    grpc::WriteOptions options;
+    if (writes_.size() > 1) options.set_buffer_hint();
+    StartWrite(&writes_.front(), options);
   }
 
   void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
