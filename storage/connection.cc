@@ -51,6 +51,16 @@ absl::string_view QueryResult::text(int row, int column) const {
   const pqxx::field field = rep_->result[row][column];
   return absl::string_view(field.c_str(), field.size());
 }
+void QueryResult::VisitRow(
+    int row,
+    absl::FunctionRef<void(int, absl::string_view, bool)> visit) const {
+  const pqxx::row cells = rep_->result[row];
+  int column = 0;
+  for (auto it = cells.begin(); it != cells.end(); ++it, ++column) {
+    visit(column, absl::string_view(it->c_str(), it->size()), it->is_null());
+  }
+}
+
 long QueryResult::affected_rows() const {
   return static_cast<long>(rep_->result.affected_rows());
 }

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -43,6 +44,12 @@ class QueryResult {
   int columns() const;
   bool is_null(int row, int column) const;
   absl::string_view text(int row, int column) const;
+  // Calls `visit(column, text, is_null)` for every cell of `row`, in column
+  // order: one pass, much cheaper than text()/is_null() per cell.
+  void VisitRow(int row,
+                absl::FunctionRef<void(int column, absl::string_view text,
+                                       bool is_null)>
+                    visit) const;
   // Rows changed by an INSERT/UPDATE/DELETE.
   long affected_rows() const;
 

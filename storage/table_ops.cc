@@ -35,14 +35,13 @@ class ParamList {
 Row ReadRow(const QueryResult& result, int r, const Entity& entity) {
   Row row;
   row.reserve(entity.columns.size());
-  for (size_t c = 0; c < entity.columns.size(); ++c) {
-    if (result.is_null(r, static_cast<int>(c))) {
+  result.VisitRow(r, [&](int c, absl::string_view text, bool is_null) {
+    if (is_null) {
       row.emplace_back(std::monostate());
     } else {
-      row.push_back(ParseText(entity.columns[c].type,
-                              result.text(r, static_cast<int>(c))));
+      row.push_back(ParseText(entity.columns[c].type, text));
     }
-  }
+  });
   return row;
 }
 
