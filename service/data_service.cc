@@ -340,7 +340,9 @@ DataServiceImpl::DataServiceImpl(
     : options_(std::move(options)),
       catalog_(std::move(catalog)),
       loader_(loader),
-      pool_(pool) {}
+      pool_(pool) {
+  SetMessageAllocatorFor_BatchGet(&batch_get_allocator_);
+}
 
 absl::StatusOr<PreparedLookup> DataServiceImpl::PrepareLookup(
     const v1::BatchGetRequest& request) const {

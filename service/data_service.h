@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "loader/batch_loader.h"
 #include "rowgate/v1/rowgate.grpc.pb.h"
+#include "service/arena_allocator.h"
 #include "storage/catalog.h"
 #include "storage/worker_pool.h"
 
@@ -94,6 +95,8 @@ class DataServiceImpl final : public v1::DataService::CallbackService {
   const std::shared_ptr<const storage::Catalog> catalog_;
   loader::Loader* const loader_;
   storage::WorkerPool* const pool_;
+  ArenaMessageAllocator<v1::BatchGetRequest, v1::BatchGetResponse>
+      batch_get_allocator_;
 };
 
 // The catalog memory_backend mode serves: the demo schema's `users`.
