@@ -46,10 +46,10 @@ class QueryResult {
   absl::string_view text(int row, int column) const;
   // Calls `visit(column, text, is_null)` for every cell of `row`, in column
   // order: one pass, much cheaper than text()/is_null() per cell.
-  void VisitRow(int row,
-                absl::FunctionRef<void(int column, absl::string_view text,
-                                       bool is_null)>
-                    visit) const;
+  void VisitRow(
+      int row,
+      absl::FunctionRef<void(int column, absl::string_view text, bool is_null)>
+          visit) const;
   // Rows changed by an INSERT/UPDATE/DELETE.
   long affected_rows() const;
 

@@ -1,8 +1,8 @@
 #include "tests/common/test_database.h"
 
-#include <cstdlib>
-
 #include <gtest/gtest.h>
+
+#include <cstdlib>
 #include <pqxx/pqxx>
 
 namespace rowgate::testing {
