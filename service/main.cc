@@ -117,6 +117,9 @@ void ApplyEnvironment(int argc, char** argv) {
   from_env(FLAGS_startup_timeout_s, "startup_timeout_s");
   from_env(FLAGS_log_level, "log_level");
   from_env(FLAGS_metrics_listen, "metrics_listen");
+  from_env(FLAGS_metrics_port_file, "metrics_port_file");
+  from_env(FLAGS_port_file, "port_file");
+  from_env(FLAGS_bench_memory_backend, "bench_memory_backend");
   if (absl::GetFlag(FLAGS_database_url).empty() && !given("database_url")) {
     if (const char* url = std::getenv("DATABASE_URL")) {
       absl::SetFlag(&FLAGS_database_url, std::string(url));
