@@ -83,6 +83,9 @@ ensure_pkg gnuplot-nox || { have_gnuplot=0; log "no gnuplot: no plot"; }
 command -v pgbench >/dev/null || die "pgbench is missing (postgresql-contrib)"
 
 # ----------------------------------------------------------------- data
+# Stop Postgres at the end if this run started it (the data stays on disk).
+pg_was_running=0
+if bash "$pg" psql postgres -c 'select 1' >/dev/null 2>&1; then pg_was_running=1; fi
 bash "$pg" start
 bash "$pg" createdb "$db"
 url=$(bash "$pg" url "$db")
@@ -141,7 +144,11 @@ stop_server() {
   wait "$srv_pid" 2>/dev/null || true
   srv_pid=""
 }
-trap stop_server EXIT
+finish() {
+  stop_server
+  if [ "$pg_was_running" = 0 ]; then bash "$pg" stop; fi
+}
+trap finish EXIT
 
 # start_server LOGNAME FLAGS...: sets srv_pid, srv_port; fails after 30 s.
 start_server() {
