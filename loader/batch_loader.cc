@@ -280,42 +280,60 @@ void Loader::RunBatch(KeyQueue& queue, BatchExecutor::FetchFn fetch) {
     ++queue.inflight;
     MaybeSchedule(queue);  // a backlog beyond this batch may start another
   }
+  while (true) {
+    absl::StatusOr<storage::KeyedRows> fetched =
+        fetch(*queue.entity, queue.key_column, batch.keys, batch.deadline);
+    stats_.RecordQuery(batch.keys.size(), !fetched.ok());
+    std::shared_ptr<const storage::KeyedRows> rows;
+    if (fetched.ok()) {
+      rows = std::make_shared<const storage::KeyedRows>(std::move(*fetched));
+    }
 
-  absl::StatusOr<storage::KeyedRows> fetched =
-      fetch(*queue.entity, queue.key_column, batch.keys, batch.deadline);
-  stats_.RecordQuery(batch.keys.size(), !fetched.ok());
-  std::shared_ptr<const storage::KeyedRows> rows;
-  if (fetched.ok()) {
-    rows = std::make_shared<const storage::KeyedRows>(std::move(*fetched));
-  }
-
-  // Answer outside the lock; collect who is complete while holding it.
-  std::vector<std::shared_ptr<LoadTicket>> complete, failed;
-  {
+    // Answer outside the lock; collect who is complete while holding it.
+    std::vector<std::shared_ptr<LoadTicket>> complete, failed;
+    {
+      std::lock_guard<std::mutex> lock(queue.mu);
+      for (std::shared_ptr<LoadTicket>& ticket : batch.tickets) {
+        --ticket->outstanding_batches;
+        if (ticket->IsAnswered()) continue;
+        if (rows == nullptr) {
+          DropPendingKeys(queue, *ticket);
+          failed.push_back(std::move(ticket));
+          continue;
+        }
+        ticket->batches.push_back(rows);
+        if (ticket->outstanding_batches == 0 &&
+            ticket->next_key == ticket->request.keys.size()) {
+          complete.push_back(std::move(ticket));
+        }
+      }
+    }
+    // The connection stays counted as in flight while its answers are
+    // delivered: keys arriving meanwhile gather for the next batch.
+    for (auto& ticket : failed) {
+      if (ticket->Claim()) std::move(ticket->done)(fetched.status());
+    }
+    for (auto& ticket : complete) {
+      // Complete tickets are no longer touched by the queue: read unlocked.
+      if (ticket->Claim()) std::move(ticket->done)(Assemble(*ticket));
+    }
     std::lock_guard<std::mutex> lock(queue.mu);
     --queue.inflight;
-    for (std::shared_ptr<LoadTicket>& ticket : batch.tickets) {
-      --ticket->outstanding_batches;
-      if (ticket->IsAnswered()) continue;
-      if (rows == nullptr) {
-        DropPendingKeys(queue, *ticket);
-        failed.push_back(std::move(ticket));
+    // This connection is free again: send what gathered from here, without
+    // waking another worker (unless a timer holds batches back).
+    if (!queue.scheduled && queue.pending_keys > 0 &&
+        queue.inflight < options_.max_inflight_per_queue &&
+        options_.max_wait == absl::ZeroDuration()) {
+      batch = Batch();
+      TakeBatch(queue, batch);
+      if (!batch.keys.empty()) {
+        ++queue.inflight;
+        MaybeSchedule(queue);
         continue;
-      }
-      ticket->batches.push_back(rows);
-      if (ticket->outstanding_batches == 0 &&
-          ticket->next_key == ticket->request.keys.size()) {
-        complete.push_back(std::move(ticket));
       }
     }
     MaybeSchedule(queue);
-  }
-  for (auto& ticket : failed) {
-    if (ticket->Claim()) std::move(ticket->done)(fetched.status());
-  }
-  for (auto& ticket : complete) {
-    // Complete tickets are no longer touched by the queue: read unlocked.
-    if (ticket->Claim()) std::move(ticket->done)(Assemble(*ticket));
+    return;
   }
 }
 

@@ -51,14 +51,19 @@ class GatedExecutor : public BatchExecutor {
       threads_.emplace_back([this] { Work(); });
     }
   }
-  ~GatedExecutor() override {
+  ~GatedExecutor() override { Shutdown(); }
+
+  // Runs what is queued, then joins the threads. Idempotent.
+  void Shutdown() {
     Open();
     {
       std::lock_guard<std::mutex> lock(mu_);
       stopping_ = true;
     }
     changed_.notify_all();
-    for (auto& t : threads_) t.join();
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
   }
 
   void Run(Task task) override {
@@ -142,6 +147,18 @@ class GatedExecutor : public BatchExecutor {
   std::vector<std::thread> threads_;
 };
 
+// The loader must outlive every task it gave its executor. Declared right
+// after the loader, this stops the executor before the loader is destroyed,
+// as Server::Shutdown drains the pool before the loader goes.
+class ExecutorStopsFirst {
+ public:
+  explicit ExecutorStopsFirst(GatedExecutor& executor) : executor_(executor) {}
+  ~ExecutorStopsFirst() { executor_.Shutdown(); }
+
+ private:
+  GatedExecutor& executor_;
+};
+
 // A one-shot latch TSAN can see through (absl::Notification is built on
 // the uninstrumented absl::Mutex).
 class Latch {
@@ -204,6 +221,7 @@ class LoaderTest : public ::testing::Test {
 TEST_F(LoaderTest, AnswersDuplicateKeysInOrderWithOneQuery) {
   GatedExecutor executor(2);
   Loader loader({}, executor);
+  ExecutorStopsFirst stop_first(executor);
   Answer answer;
   loader.Load(Request({"1", "2", "3", "4", "4"}), answer.Callback());
   answer.done.WaitForNotification();
@@ -217,6 +235,7 @@ TEST_F(LoaderTest, AnswersDuplicateKeysInOrderWithOneQuery) {
 TEST_F(LoaderTest, ReportsMissingKeys) {
   GatedExecutor executor(1);
   Loader loader({}, executor);
+  ExecutorStopsFirst stop_first(executor);
   Answer answer;
   loader.Load(Request({"500", "7"}), answer.Callback());
   answer.done.WaitForNotification();
@@ -229,6 +248,7 @@ TEST_F(LoaderTest, LoneRequestIsDispatchedImmediately) {
   GatedExecutor executor(1);
   executor.Close();
   Loader loader({}, executor);
+  ExecutorStopsFirst stop_first(executor);
   Answer answer;
   loader.Load(Request({"9"}), answer.Callback());
   executor.AwaitFetches(1);
@@ -244,6 +264,7 @@ TEST_F(LoaderTest, KeysArrivingDuringAQueryShareTheNextBatch) {
   GatedExecutor executor(2);
   executor.Close();
   Loader loader({}, executor);
+  ExecutorStopsFirst stop_first(executor);
   Answer first;
   loader.Load(Request({"1"}), first.Callback());
   executor.AwaitFetches(1);
@@ -275,6 +296,7 @@ TEST_F(LoaderTest, BatchesLargerThanTheCapAreSplit) {
   Loader::Options options;
   options.max_keys_per_query = 4;
   Loader loader(options, executor);
+  ExecutorStopsFirst stop_first(executor);
   Answer first;
   loader.Load(Request({"1"}), first.Callback());
   executor.AwaitFetches(1);
@@ -297,6 +319,7 @@ TEST_F(LoaderTest, LargeBacklogIsSpreadOverFreeConnections) {
   options.parallel_min_keys = 4;
   options.max_parallel_split = 3;
   Loader loader(options, executor);
+  ExecutorStopsFirst stop_first(executor);
   Answer first;
   loader.Load(Request({"1"}), first.Callback());
   executor.AwaitFetches(1);
@@ -321,6 +344,7 @@ TEST_F(LoaderTest, SmallBacklogWaitsForTheQueryInFlight) {
   Loader::Options options;
   options.parallel_min_keys = 64;
   Loader loader(options, executor);
+  ExecutorStopsFirst stop_first(executor);
   Answer first, second;
   loader.Load(Request({"1"}), first.Callback());
   executor.AwaitFetches(1);
@@ -338,6 +362,7 @@ TEST_F(LoaderTest, CancelledWhileWaitingIsAnsweredAtOnceAndNotSent) {
   GatedExecutor executor(1);
   executor.Close();
   Loader loader({}, executor);
+  ExecutorStopsFirst stop_first(executor);
   Answer first;
   loader.Load(Request({"1"}), first.Callback());
   executor.AwaitFetches(1);
@@ -364,6 +389,7 @@ TEST_F(LoaderTest, CancelledWhileTheQueryRunsIsAnsweredAtOnce) {
   GatedExecutor executor(1);
   executor.Close();
   Loader loader({}, executor);
+  ExecutorStopsFirst stop_first(executor);
   Answer running;
   auto ticket = loader.Load(Request({"1"}), running.Callback());
   executor.AwaitFetches(1);
@@ -383,6 +409,7 @@ TEST_F(LoaderTest, FailedQueryFailsItsBatchOnly) {
   GatedExecutor executor(1);
   executor.Close();
   Loader loader({}, executor);
+  ExecutorStopsFirst stop_first(executor);
   Answer blocker;
   loader.Load(Request({"1"}), blocker.Callback());
   executor.AwaitFetches(1);
@@ -407,6 +434,7 @@ TEST_F(LoaderTest, RefusesBeyondThePendingBound) {
   Loader::Options options;
   options.max_pending_keys = 3;
   Loader loader(options, executor);
+  ExecutorStopsFirst stop_first(executor);
   Answer in_flight, queued, refused;
   loader.Load(Request({"1", "2"}), in_flight.Callback());
   executor.AwaitFetches(1);  // sent: no longer pending
@@ -426,6 +454,7 @@ TEST_F(LoaderTest, MergingOffSendsOneQueryPerRequest) {
   Loader::Options options;
   options.merge = false;
   Loader loader(options, executor);
+  ExecutorStopsFirst stop_first(executor);
   std::vector<std::unique_ptr<Answer>> answers;
   for (int i = 1; i <= 10; ++i) {
     answers.push_back(std::make_unique<Answer>());
@@ -445,6 +474,7 @@ TEST_F(LoaderTest, MaxWaitHoldsABatchForMoreKeys) {
   Loader::Options options;
   options.max_wait = absl::Milliseconds(200);
   Loader loader(options, executor);
+  ExecutorStopsFirst stop_first(executor);
   Answer a, b;
   loader.Load(Request({"1"}), a.Callback());
   loader.Load(Request({"2"}), b.Callback());
@@ -458,6 +488,7 @@ TEST_F(LoaderTest, MaxWaitHoldsABatchForMoreKeys) {
 TEST_F(LoaderTest, ConcurrentCallersEachGetTheirOwnKeysExactlyOnce) {
   GatedExecutor executor(4);
   Loader loader({}, executor);
+  ExecutorStopsFirst stop_first(executor);
   constexpr int kThreads = 8, kCalls = 300;
   std::atomic<int> wrong{0}, answered{0};
   std::vector<std::thread> threads;
