@@ -344,6 +344,17 @@ DataServiceImpl::DataServiceImpl(
   SetMessageAllocatorFor_BatchGet(&batch_get_allocator_);
 }
 
+absl::Status DataServiceImpl::CheckRequestSize(absl::string_view what,
+                                               int count,
+                                               absl::string_view unit) const {
+  if (static_cast<size_t>(count) <= options_.max_keys_per_request) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, " ", count, " ", unit, "; at most ",
+                   options_.max_keys_per_request, " are allowed per request"));
+}
+
 absl::StatusOr<PreparedLookup> DataServiceImpl::PrepareLookup(
     const v1::BatchGetRequest& request) const {
   absl::StatusOr<const storage::Entity*> entity =
@@ -362,11 +373,10 @@ absl::StatusOr<PreparedLookup> DataServiceImpl::PrepareLookup(
       ResolveColumns(**entity, request.columns());
   if (!columns.ok()) return columns.status();
   lookup.columns = std::move(*columns);
-  if (static_cast<size_t>(request.keys_size()) >
-      options_.max_keys_per_request) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "BatchGet asks ", request.keys_size(), " keys; at most ",
-        options_.max_keys_per_request, " are allowed per request"));
+  if (absl::Status s =
+          CheckRequestSize("BatchGet asks", request.keys_size(), "keys");
+      !s.ok()) {
+    return s;
   }
   const storage::Column& key = (*entity)->columns[lookup.load.key_column];
   lookup.load.keys.reserve(request.keys_size());
@@ -456,13 +466,10 @@ grpc::ServerUnaryReactor* DataServiceImpl::Insert(
                      absl::InvalidArgumentError(absl::StrCat(
                          "Insert into ", (*entity)->name, " has no rows")));
   }
-  if (static_cast<size_t>(request->rows_size()) >
-      options_.max_keys_per_request) {
-    return FinishNow(
-        context,
-        absl::InvalidArgumentError(absl::StrCat(
-            "Insert has ", request->rows_size(), " rows; at most ",
-            options_.max_keys_per_request, " are allowed per request")));
+  if (absl::Status s =
+          CheckRequestSize("Insert has", request->rows_size(), "rows");
+      !s.ok()) {
+    return FinishNow(context, s);
   }
   std::vector<storage::ColumnValues> rows;
   rows.reserve(request->rows_size());
@@ -478,9 +485,7 @@ grpc::ServerUnaryReactor* DataServiceImpl::Insert(
                 absl::StatusOr<std::vector<storage::Row>> stored =
                     storage::InsertRows(conn, *entity, rows);
                 if (!stored.ok()) return stored.status();
-                std::vector<int> all;
-                for (size_t i = 0; i < entity->columns.size(); ++i)
-                  all.push_back(i);
+                const std::vector<int> all = AllColumns(*entity);
                 for (const storage::Row& row : *stored) {
                   RowToProto(*entity, row, all, response->add_rows());
                 }
@@ -507,10 +512,8 @@ grpc::ServerUnaryReactor* DataServiceImpl::Update(
                 absl::StatusOr<storage::Row> row =
                     storage::UpdateRow(conn, *entity, values);
                 if (!row.ok()) return row.status();
-                std::vector<int> all;
-                for (size_t i = 0; i < entity->columns.size(); ++i)
-                  all.push_back(i);
-                RowToProto(*entity, *row, all, response->mutable_row());
+                RowToProto(*entity, *row, AllColumns(*entity),
+                           response->mutable_row());
                 return absl::OkStatus();
               });
   return reactor;
@@ -524,13 +527,10 @@ grpc::ServerUnaryReactor* DataServiceImpl::Delete(
   absl::StatusOr<const storage::Entity*> entity =
       FindEntity(*catalog_, request->entity());
   if (!entity.ok()) return FinishNow(context, entity.status());
-  if (static_cast<size_t>(request->keys_size()) >
-      options_.max_keys_per_request) {
-    return FinishNow(
-        context,
-        absl::InvalidArgumentError(absl::StrCat(
-            "Delete asks ", request->keys_size(), " keys; at most ",
-            options_.max_keys_per_request, " are allowed per request")));
+  if (absl::Status s =
+          CheckRequestSize("Delete asks", request->keys_size(), "keys");
+      !s.ok()) {
+    return FinishNow(context, s);
   }
   std::vector<storage::Value> keys;
   for (const v1::Value& key : request->keys())

@@ -91,6 +91,11 @@ class DataServiceImpl final : public v1::DataService::CallbackService {
   const DataServiceOptions& options() const { return options_; }
 
  private:
+  // INVALID_ARGUMENT when `count` exceeds max_keys_per_request, e.g.
+  // "Insert has 1200 rows; at most 1000 are allowed per request".
+  absl::Status CheckRequestSize(absl::string_view what, int count,
+                                absl::string_view unit) const;
+
   const DataServiceOptions options_;
   const std::shared_ptr<const storage::Catalog> catalog_;
   loader::Loader* const loader_;

@@ -8,8 +8,10 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -72,54 +74,33 @@ namespace {
 using rowgate::service::Log;
 using rowgate::service::LogLevel;
 
-// ROWGATE_<FLAG> environment variables set flags the command line leaves
-// unset (e.g. ROWGATE_POOL_SIZE=8); DATABASE_URL sets --database_url.
+// ROWGATE_<FLAG> environment variables set rowgate's flags (those defined
+// in this file) that the command line leaves unset, e.g. ROWGATE_POOL_SIZE=8;
+// DATABASE_URL sets --database_url.
 void ApplyEnvironment(int argc, char** argv) {
-  auto given = [&](const std::string& name) {
+  auto given = [&](absl::string_view name) {
+    const std::string flag = absl::StrCat("--", name);
     for (int i = 1; i < argc; ++i) {
-      std::string arg = argv[i];
-      if (arg == "--" + name || arg.rfind("--" + name + "=", 0) == 0) {
-        return true;
-      }
+      absl::string_view arg = argv[i];
+      if (arg == flag || absl::StartsWith(arg, flag + "=")) return true;
     }
     return false;
   };
-  auto from_env = [&](auto& flag, const std::string& name) {
-    std::string var = "ROWGATE_" + name;
-    for (char& c : var) c = std::toupper(static_cast<unsigned char>(c));
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (!absl::EndsWith(flag->Filename(), "service/main.cc") || given(name)) {
+      continue;
+    }
+    const std::string var =
+        absl::AsciiStrToUpper(absl::StrCat("ROWGATE_", name));
     const char* value = std::getenv(var.c_str());
-    if (value == nullptr || given(name)) return;
+    if (value == nullptr) continue;
     std::string error;
-    using T = std::decay_t<decltype(absl::GetFlag(flag))>;
-    T parsed;
-    if (!absl::ParseFlag(value, &parsed, &error)) {
+    if (!flag->ParseFrom(value, &error)) {
       Log(LogLevel::kError, "invalid environment variable",
           {{"variable", var}, {"error", error}});
       std::exit(2);
     }
-    absl::SetFlag(&flag, parsed);
-  };
-  from_env(FLAGS_listen, "listen");
-  from_env(FLAGS_database_url, "database_url");
-  from_env(FLAGS_pool_size, "pool_size");
-  from_env(FLAGS_schema, "schema");
-  from_env(FLAGS_version_column, "version_column");
-  from_env(FLAGS_max_keys_per_request, "max_keys_per_request");
-  from_env(FLAGS_page_size_cap, "page_size_cap");
-  from_env(FLAGS_loader_merge, "loader_merge");
-  from_env(FLAGS_loader_max_keys_per_query, "loader_max_keys_per_query");
-  from_env(FLAGS_loader_max_inflight_queries, "loader_max_inflight_queries");
-  from_env(FLAGS_loader_parallel_min_keys, "loader_parallel_min_keys");
-  from_env(FLAGS_loader_max_wait_us, "loader_max_wait_us");
-  from_env(FLAGS_loader_max_pending_keys, "loader_max_pending_keys");
-  from_env(FLAGS_health_check_interval_ms, "health_check_interval_ms");
-  from_env(FLAGS_shutdown_grace_s, "shutdown_grace_s");
-  from_env(FLAGS_startup_timeout_s, "startup_timeout_s");
-  from_env(FLAGS_log_level, "log_level");
-  from_env(FLAGS_metrics_listen, "metrics_listen");
-  from_env(FLAGS_metrics_port_file, "metrics_port_file");
-  from_env(FLAGS_port_file, "port_file");
-  from_env(FLAGS_bench_memory_backend, "bench_memory_backend");
+  }
   if (absl::GetFlag(FLAGS_database_url).empty() && !given("database_url")) {
     if (const char* url = std::getenv("DATABASE_URL")) {
       absl::SetFlag(&FLAGS_database_url, std::string(url));
@@ -179,7 +160,6 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_loader_max_keys_per_query);
   options.loader.max_inflight_per_queue =
       absl::GetFlag(FLAGS_loader_max_inflight_queries);
-  options.loader.max_parallel_split = std::max(1, options.pool_size);
   options.loader.parallel_min_keys =
       std::max(1, absl::GetFlag(FLAGS_loader_parallel_min_keys));
   options.loader.max_wait =

@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -11,27 +12,9 @@
 namespace rowgate::service {
 namespace {
 
-constexpr const char* kCodeNames[] = {"OK",
-                                      "CANCELLED",
-                                      "UNKNOWN",
-                                      "INVALID_ARGUMENT",
-                                      "DEADLINE_EXCEEDED",
-                                      "NOT_FOUND",
-                                      "ALREADY_EXISTS",
-                                      "PERMISSION_DENIED",
-                                      "RESOURCE_EXHAUSTED",
-                                      "FAILED_PRECONDITION",
-                                      "ABORTED",
-                                      "OUT_OF_RANGE",
-                                      "UNIMPLEMENTED",
-                                      "INTERNAL",
-                                      "UNAVAILABLE",
-                                      "DATA_LOSS",
-                                      "UNAUTHENTICATED"};
-
+// gRPC's status codes are absl's, number for number.
 std::string CodeName(int code) {
-  if (code >= 0 && code < 17) return kCodeNames[code];
-  return absl::StrCat(code);
+  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
 }
 
 // Records one call: created per RPC, reads the status being sent.

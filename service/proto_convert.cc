@@ -87,17 +87,17 @@ absl::StatusOr<int> FindColumn(const storage::Entity& entity,
   return index;
 }
 
+std::vector<int> AllColumns(const storage::Entity& entity) {
+  std::vector<int> columns(entity.columns.size());
+  for (size_t i = 0; i < columns.size(); ++i) columns[i] = static_cast<int>(i);
+  return columns;
+}
+
 absl::StatusOr<std::vector<int>> ResolveColumns(
     const storage::Entity& entity,
     const google::protobuf::RepeatedPtrField<std::string>& names) {
+  if (names.empty()) return AllColumns(entity);
   std::vector<int> columns;
-  if (names.empty()) {
-    columns.reserve(entity.columns.size());
-    for (size_t i = 0; i < entity.columns.size(); ++i) {
-      columns.push_back(static_cast<int>(i));
-    }
-    return columns;
-  }
   columns.reserve(names.size());
   for (const std::string& name : names) {
     absl::StatusOr<int> index = FindColumn(entity, name);

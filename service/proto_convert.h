@@ -34,6 +34,9 @@ absl::StatusOr<const storage::Entity*> FindEntity(
 absl::StatusOr<int> FindColumn(const storage::Entity& entity,
                                const std::string& column);
 
+// Every column index of `entity`, in order.
+std::vector<int> AllColumns(const storage::Entity& entity);
+
 // Column indexes for a request's projection; empty means every column.
 absl::StatusOr<std::vector<int>> ResolveColumns(
     const storage::Entity& entity,

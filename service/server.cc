@@ -60,6 +60,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
             .database_url = options.database_url, .size = options.pool_size});
     server->executor_ =
         std::make_unique<loader::PoolBatchExecutor>(*server->pool_);
+    // A backlog may be spread over every connection of the pool.
+    options.loader.max_parallel_split = server->pool_->size();
     server->loader_ =
         std::make_unique<loader::Loader>(options.loader, *server->executor_);
   }
@@ -119,10 +121,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   for (size_t i = 0; i < addresses.size() && server->port_ == 0; ++i) {
     if (!absl::StartsWith(addresses[i], "unix:")) server->port_ = ports[i];
   }
-  if (options.data.memory_backend) {
-    server->SetServing(true);
-  } else {
-    server->SetServing(true);  // the catalog was just read
+  server->SetServing(true);  // the catalog was just read, or none is needed
+  if (!options.data.memory_backend) {
     server->health_thread_ =
         std::thread([s = server.get(), url = options.database_url,
                      interval = options.health_check_interval] {
