@@ -40,6 +40,8 @@ struct QueryResult::Rep {
 };
 
 QueryResult::QueryResult() : rep_(std::make_shared<Rep>()) {}
+QueryResult::QueryResult(std::shared_ptr<const Rep> rep)
+    : rep_(std::move(rep)) {}
 int QueryResult::rows() const { return static_cast<int>(rep_->result.size()); }
 int QueryResult::columns() const {
   return static_cast<int>(rep_->result.columns());
@@ -132,7 +134,6 @@ absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
   raw.reserve(params.size());
   for (const auto& p : params) raw.push_back(p ? p->c_str() : nullptr);
   auto dynamic = pqxx::prepare::make_dynamic_params(raw);
-  QueryResult out;
   auto rep = std::make_shared<QueryResult::Rep>();
   try {
     pqxx::nontransaction txn(*state_->conn);
@@ -187,8 +188,7 @@ absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
     state_->prepared.clear();
     return absl::InternalError(absl::StrCat("PostgreSQL client: ", e.what()));
   }
-  out.rep_ = std::move(rep);
-  return out;
+  return QueryResult(std::move(rep));
 }
 
 }  // namespace rowgate::storage

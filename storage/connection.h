@@ -56,6 +56,7 @@ class QueryResult {
  private:
   friend class Connection;
   struct Rep;
+  explicit QueryResult(std::shared_ptr<const Rep> rep);
   std::shared_ptr<const Rep> rep_;
 };
 
