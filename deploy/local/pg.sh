@@ -20,8 +20,10 @@ pgbin=/usr/lib/postgresql/15/bin
 hash=$(printf '%s' "$project" | md5sum | cut -c1-10)
 sockdir=/tmp/rowgate-pg-$hash   # short: unix socket paths are limited to 107 bytes
 
+# From / : the caller's working directory (e.g. a 700 mktemp checkout) may be
+# closed to the postgres user, and every path used here is absolute.
 as_pg() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 datadir() {
