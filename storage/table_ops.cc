@@ -220,6 +220,15 @@ absl::StatusOr<Row> UpdateRow(Connection& conn, const Entity& entity,
         absl::StrCat("Update of ", entity.name, " needs the primary key \"",
                      entity.key().name, "\" in the row"));
   }
+  // A null key matches no row; refuse it rather than explain a no-match.
+  absl::StatusOr<std::optional<std::string>> key_text =
+      ToParameter(entity.key().name, entity.key().type, *key);
+  if (!key_text.ok()) return key_text.status();
+  if (!key_text->has_value()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Update of ", entity.name, ": the primary key \"",
+                     entity.key().name, "\" is null or unset"));
+  }
   if (entity.version_column >= 0 && version == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("Update of ", entity.name, " needs the row's \"",
@@ -253,9 +262,9 @@ absl::StatusOr<Row> UpdateRow(Connection& conn, const Entity& entity,
     return absl::InvalidArgumentError(
         absl::StrCat("Update of ", entity.name, " names no column to change"));
   }
-  absl::StatusOr<std::string> key_param = params.Add(entity.key(), *key);
-  if (!key_param.ok()) return key_param.status();
-  std::string where = absl::StrCat(entity.key().quoted_name, " = ", *key_param);
+  const std::string key_param =
+      params.AddText(*key_text, entity.key().sql_type);
+  std::string where = absl::StrCat(entity.key().quoted_name, " = ", key_param);
   if (version != nullptr) {
     absl::StatusOr<std::string> p =
         params.Add(entity.columns[entity.version_column], *version);
@@ -272,13 +281,11 @@ absl::StatusOr<Row> UpdateRow(Connection& conn, const Entity& entity,
   if (!result.ok()) return result.status();
   if (result->rows() == 1) return ReadRow(*result, 0, entity);
 
-  const std::string key_text =
-      *ToParameter(entity.key().name, entity.key().type, *key).value();
   if (version == nullptr) {
     return absl::NotFoundError(
         absl::StrCat(KeyDescription(entity, *key), " does not exist"));
   }
-  return ExplainNoMatch(conn, entity, key_text, *key, *version);
+  return ExplainNoMatch(conn, entity, **key_text, *key, *version);
 }
 
 absl::StatusOr<std::vector<bool>> DeleteRows(

@@ -140,6 +140,19 @@ TEST_F(TableOpsTest, MultiRowInsertIsAllOrNothing) {
       "0");
 }
 
+// A null primary key used to crash the process (an empty optional was
+// dereferenced while explaining the no-match).
+TEST_F(TableOpsTest, UpdateRefusesANullPrimaryKey) {
+  auto updated = UpdateRow(*conn_, *items_,
+                           {{Col("code"), std::monostate()},
+                            {Col("small"), int64_t{1}},
+                            {Col("version"), Timestamp{0}}});
+  EXPECT_EQ(updated.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(updated.status().message().find("\"code\" is null or unset"),
+            absl::string_view::npos)
+      << updated.status();
+}
+
 TEST_F(TableOpsTest, ReconnectsAfterTheBackendIsTerminated) {
   auto before = FetchByKeys(*conn_, *items_, items_->primary_key, {"dup"});
   ASSERT_TRUE(before.ok()) << before.status();
