@@ -113,6 +113,13 @@ void Fail(const std::string& message) {
   std::exit(2);
 }
 
+// Exits 2 naming the flag unless min <= value <= max.
+void RequireRange(absl::string_view flag, int value, int min, int max) {
+  if (value >= min && value <= max) return;
+  Fail(absl::StrCat("--", flag, " must be between ", min, " and ", max,
+                    " (got ", value, ")"));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -141,6 +148,29 @@ int main(int argc, char** argv) {
   }
   rowgate::service::SetLogLevel(level);
 
+  // Every numeric flag is checked as the int it was parsed into, before any
+  // conversion: -1 stored in a size_t would read as "no limit".
+  RequireRange("pool_size", absl::GetFlag(FLAGS_pool_size), 1, 10000);
+  RequireRange("max_keys_per_request",
+               absl::GetFlag(FLAGS_max_keys_per_request), 1, 1000000);
+  RequireRange("page_size_cap", absl::GetFlag(FLAGS_page_size_cap), 1, 1000000);
+  RequireRange("loader_max_keys_per_query",
+               absl::GetFlag(FLAGS_loader_max_keys_per_query), 1, 1000000);
+  RequireRange("loader_max_inflight_queries",
+               absl::GetFlag(FLAGS_loader_max_inflight_queries), 1, 10000);
+  RequireRange("loader_parallel_min_keys",
+               absl::GetFlag(FLAGS_loader_parallel_min_keys), 1, 1000000);
+  RequireRange("loader_max_wait_us", absl::GetFlag(FLAGS_loader_max_wait_us), 0,
+               60000000);
+  RequireRange("loader_max_pending_keys",
+               absl::GetFlag(FLAGS_loader_max_pending_keys), 1, 100000000);
+  RequireRange("health_check_interval_ms",
+               absl::GetFlag(FLAGS_health_check_interval_ms), 10, 3600000);
+  RequireRange("shutdown_grace_s", absl::GetFlag(FLAGS_shutdown_grace_s), 0,
+               3600);
+  RequireRange("startup_timeout_s", absl::GetFlag(FLAGS_startup_timeout_s), 0,
+               3600);
+
   rowgate::service::ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.database_url = absl::GetFlag(FLAGS_database_url);
@@ -161,28 +191,11 @@ int main(int argc, char** argv) {
   options.loader.max_inflight_per_queue =
       absl::GetFlag(FLAGS_loader_max_inflight_queries);
   options.loader.parallel_min_keys =
-      std::max(1, absl::GetFlag(FLAGS_loader_parallel_min_keys));
+      absl::GetFlag(FLAGS_loader_parallel_min_keys);
   options.loader.max_wait =
       absl::Microseconds(absl::GetFlag(FLAGS_loader_max_wait_us));
   options.loader.max_pending_keys =
       absl::GetFlag(FLAGS_loader_max_pending_keys);
-
-  if (options.pool_size < 1) Fail("--pool_size must be at least 1");
-  if (absl::GetFlag(FLAGS_health_check_interval_ms) < 10) {
-    Fail("--health_check_interval_ms must be at least 10");
-  }
-  if (options.data.max_keys_per_request < 1)
-    Fail("--max_keys_per_request must be at least 1");
-  if (options.data.page_size_cap < 1)
-    Fail("--page_size_cap must be at least 1");
-  if (options.loader.max_keys_per_query < 1)
-    Fail("--loader_max_keys_per_query must be at least 1");
-  if (options.loader.max_inflight_per_queue < 1)
-    Fail("--loader_max_inflight_queries must be at least 1");
-  if (absl::GetFlag(FLAGS_loader_max_wait_us) < 0)
-    Fail("--loader_max_wait_us must not be negative");
-  if (absl::GetFlag(FLAGS_loader_max_pending_keys) < 1)
-    Fail("--loader_max_pending_keys must be at least 1");
 
   Log(LogLevel::kInfo, "starting",
       {{"listen", options.listen},

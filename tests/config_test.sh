@@ -22,6 +22,23 @@ check "the message names ROWGATE_POOL_SIZE" grep -q ROWGATE_POOL_SIZE "$dir/out"
 check "--pool_size=0 exits 2" test "$code" -eq 2
 check "the message names --pool_size" grep -q -- "--pool_size" "$dir/out"
 
+# Every numeric flag is range-checked before it is converted: a negative
+# value used to pass as a huge size_t (no limit). `timeout` ends a server
+# that wrongly starts.
+for bad in pool_size=-1 max_keys_per_request=-1 page_size_cap=-1 \
+    loader_max_keys_per_query=-1 loader_max_inflight_queries=-1 \
+    loader_parallel_min_keys=-1 loader_max_wait_us=-1 \
+    loader_max_pending_keys=-1 health_check_interval_ms=-1 \
+    shutdown_grace_s=-1 startup_timeout_s=-1 page_size_cap=2147483647; do
+  timeout 20 "$bin" --listen=127.0.0.1:0 --"$bad" \
+    --database_url="$ROWGATE_TEST_DATABASE_URL" >"$dir/out" 2>&1; code=$?
+  check "--$bad exits 2" test "$code" -eq 2
+  check "the message names --${bad%%=*}" grep -q -- "--${bad%%=*} must be" "$dir/out"
+done
+ROWGATE_MAX_KEYS_PER_REQUEST=-5 timeout 20 "$bin" --listen=127.0.0.1:0 \
+  --database_url="$ROWGATE_TEST_DATABASE_URL" >"$dir/out" 2>&1; code=$?
+check "ROWGATE_MAX_KEYS_PER_REQUEST=-5 exits 2" test "$code" -eq 2
+
 # --help lists the flags and the environment convention.
 "$bin" --help >"$dir/help" 2>&1
 check "--help lists --loader_merge" grep -q -- "-loader_merge" "$dir/help"
