@@ -4,6 +4,8 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "storage/page_token.h"
@@ -91,6 +93,14 @@ absl::Status ExplainNoMatch(Connection& conn, const Entity& entity,
       DescribeValue(sent_version), "; read it again and retry"));
 }
 
+// Whether `value` is text PostgreSQL reads as an infinite timestamp
+// ("infinity", "-Infinity", " +infinity ", ...).
+bool IsInfiniteTimestampText(const Value& value) {
+  const std::string* text = std::get_if<std::string>(&value);
+  return text != nullptr &&
+         absl::StrContains(absl::AsciiStrToLower(*text), "infinity");
+}
+
 absl::string_view OpSql(FilterOp op) {
   switch (op) {
     case FilterOp::kEqual:
@@ -167,6 +177,13 @@ absl::StatusOr<std::vector<Row>> InsertRows(
         return absl::InvalidArgumentError(
             absl::StrCat("column \"", entity.columns[column].name, "\" of ",
                          entity.name, " is generated and cannot be written"));
+      }
+      if (column == entity.version_column && IsInfiniteTimestampText(value)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "column \"", entity.columns[column].name, "\" of ", entity.name,
+            " is the version column and cannot be infinite: an infinite "
+            "version never changes, so concurrent updates would both "
+            "succeed"));
       }
       used[column] = true;
     }
@@ -252,11 +269,15 @@ absl::StatusOr<Row> UpdateRow(Connection& conn, const Entity& entity,
     assignments.push_back(absl::StrCat(c.quoted_name, " = ", *p));
   }
   if (entity.version_column >= 0) {
-    // Strictly increasing even if the clock stands still or steps back.
+    // Strictly increasing even if the clock stands still or steps back. An
+    // infinite stored version (written by SQL; Insert refuses one) plus 1us
+    // stays infinite, so the update could never be told apart from the next:
+    // it is replaced by now.
     const Column& v = entity.columns[entity.version_column];
-    assignments.push_back(absl::StrCat(v.quoted_name, " = GREATEST(", NowFor(v),
-                                       ", ", v.quoted_name,
-                                       " + interval '1 microsecond')"));
+    assignments.push_back(
+        absl::StrCat(v.quoted_name, " = CASE WHEN isfinite(", v.quoted_name,
+                     ") THEN GREATEST(", NowFor(v), ", ", v.quoted_name,
+                     " + interval '1 microsecond') ELSE ", NowFor(v), " END"));
   }
   if (assignments.empty()) {
     return absl::InvalidArgumentError(

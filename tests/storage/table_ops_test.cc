@@ -153,6 +153,42 @@ TEST_F(TableOpsTest, UpdateRefusesANullPrimaryKey) {
       << updated.status();
 }
 
+// An infinite version never changes (infinity + 1us is infinity), so two
+// updates sending the same version would both succeed.
+TEST_F(TableOpsTest, InsertRefusesAnInfiniteVersion) {
+  for (const char* text : {"infinity", "-infinity", " +Infinity "}) {
+    auto inserted = InsertRows(*conn_, *items_,
+                               {{{Col("code"), std::string("inf-version")},
+                                 {Col("version"), std::string(text)}}});
+    EXPECT_EQ(inserted.status().code(), absl::StatusCode::kInvalidArgument)
+        << text;
+    EXPECT_NE(inserted.status().message().find("\"version\""),
+              absl::string_view::npos)
+        << inserted.status();
+  }
+  EXPECT_EQ(ExecSql("SELECT count(*) FROM storage_test.items WHERE code = "
+                    "'inf-version'")[0][0],
+            "0");
+}
+
+// A row whose stored version is already infinite (written by SQL) gets a
+// finite one on its first update, so a second update with the same read
+// version is refused.
+TEST_F(TableOpsTest, UpdateOfAnInfiniteVersionMakesItFinite) {
+  ExecSql(
+      "INSERT INTO storage_test.items (code, version) VALUES ('inf-stored', "
+      "'infinity')");
+  const ColumnValues update = {{Col("code"), std::string("inf-stored")},
+                               {Col("small"), int64_t{1}},
+                               {Col("version"), std::string("infinity")}};
+  auto first = UpdateRow(*conn_, *items_, update);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(std::holds_alternative<Timestamp>(first->at(Col("version"))));
+  auto second = UpdateRow(*conn_, *items_, update);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kAborted)
+      << second.status();
+}
+
 TEST_F(TableOpsTest, ReconnectsAfterTheBackendIsTerminated) {
   auto before = FetchByKeys(*conn_, *items_, items_->primary_key, {"dup"});
   ASSERT_TRUE(before.ok()) << before.status();
