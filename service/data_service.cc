@@ -381,8 +381,11 @@ absl::StatusOr<PreparedLookup> DataServiceImpl::PrepareLookup(
   const storage::Column& key = (*entity)->columns[lookup.load.key_column];
   lookup.load.keys.reserve(request.keys_size());
   for (int i = 0; i < request.keys_size(); ++i) {
-    absl::StatusOr<std::string> canonical = storage::CanonicalKey(
-        key.name, key.type, ValueFromProto(request.keys(i)));
+    absl::StatusOr<storage::Value> value =
+        ValueFromProto(request.keys(i), key.name);
+    absl::StatusOr<std::string> canonical =
+        value.ok() ? storage::CanonicalKey(key.name, key.type, *value)
+                   : absl::StatusOr<std::string>(value.status());
     if (!canonical.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("key ", i, " of entity ", (*entity)->name, ": ",
@@ -533,11 +536,19 @@ grpc::ServerUnaryReactor* DataServiceImpl::Delete(
     return FinishNow(context, s);
   }
   std::vector<storage::Value> keys;
-  for (const v1::Value& key : request->keys())
-    keys.push_back(ValueFromProto(key));
+  keys.reserve(request->keys_size());
+  for (const v1::Value& key : request->keys()) {
+    absl::StatusOr<storage::Value> value =
+        ValueFromProto(key, (*entity)->key().name);
+    if (!value.ok()) return FinishNow(context, value.status());
+    keys.push_back(std::move(*value));
+  }
   std::optional<storage::Value> expected;
   if (request->has_expected_version()) {
-    expected = ValueFromProto(request->expected_version());
+    absl::StatusOr<storage::Value> value =
+        ValueFromProto(request->expected_version(), "expected_version");
+    if (!value.ok()) return FinishNow(context, value.status());
+    expected = std::move(*value);
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   RunOnWorker(*pool_, context, reactor,
@@ -621,12 +632,19 @@ grpc::ServerUnaryReactor* DataServiceImpl::Page(
                                       absl::StrCat("filter on \"", f.column(),
                                                    "\" has no operator (op)")));
     }
+    const std::string& column_name = (*entity)->columns[*column].name;
     if (spec.op == storage::FilterOp::kIn) {
-      for (const v1::Value& v : f.values())
-        spec.values.push_back(ValueFromProto(v));
+      for (const v1::Value& v : f.values()) {
+        absl::StatusOr<storage::Value> value = ValueFromProto(v, column_name);
+        if (!value.ok()) return FinishNow(context, value.status());
+        spec.values.push_back(std::move(*value));
+      }
     } else if (spec.op != storage::FilterOp::kIsNull &&
                spec.op != storage::FilterOp::kIsNotNull) {
-      spec.values.push_back(ValueFromProto(f.value()));
+      absl::StatusOr<storage::Value> value =
+          ValueFromProto(f.value(), column_name);
+      if (!value.ok()) return FinishNow(context, value.status());
+      spec.values.push_back(std::move(*value));
     }
     query.filters.push_back(std::move(spec));
   }

@@ -4,7 +4,8 @@
 
 namespace rowgate::service {
 
-storage::Value ValueFromProto(const v1::Value& value) {
+absl::StatusOr<storage::Value> ValueFromProto(const v1::Value& value,
+                                              absl::string_view column) {
   switch (value.kind_case()) {
     case v1::Value::kInt64Value:
       return value.int64_value();
@@ -18,7 +19,24 @@ storage::Value ValueFromProto(const v1::Value& value) {
       return storage::Bytes{value.bytes_value()};
     case v1::Value::kTimestampValue: {
       const auto& ts = value.timestamp_value();
-      // Round half up to the microsecond; nanos are within [0, 1e9).
+      // google.protobuf.Timestamp's own valid range (0001-01-01 to
+      // 9999-12-31, nanos in [0, 1e9)); it lies inside PostgreSQL's, and
+      // checking it first keeps the arithmetic below from overflowing.
+      constexpr int64_t kMinSeconds = -62135596800;
+      constexpr int64_t kMaxSeconds = 253402300799;
+      if (ts.seconds() < kMinSeconds || ts.seconds() > kMaxSeconds) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "timestamp for column \"", storage::Abbreviate(column),
+            "\" is out of range: seconds ", ts.seconds(), " is not between ",
+            kMinSeconds, " (0001-01-01) and ", kMaxSeconds, " (9999-12-31)"));
+      }
+      if (ts.nanos() < 0 || ts.nanos() > 999999999) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("timestamp for column \"", storage::Abbreviate(column),
+                         "\" is out of range: nanos ", ts.nanos(),
+                         " is not between 0 and 999999999"));
+      }
+      // Round half up to the microsecond.
       return storage::Timestamp{ts.seconds() * 1000000 +
                                 (ts.nanos() + 500) / 1000};
     }
@@ -114,7 +132,9 @@ absl::StatusOr<storage::ColumnValues> RowFromProto(
   for (const auto& [name, value] : row.fields()) {
     absl::StatusOr<int> index = FindColumn(entity, name);
     if (!index.ok()) return index.status();
-    values.emplace_back(*index, ValueFromProto(value));
+    absl::StatusOr<storage::Value> v = ValueFromProto(value, name);
+    if (!v.ok()) return v.status();
+    values.emplace_back(*index, std::move(*v));
   }
   return values;
 }

@@ -22,8 +22,11 @@
 namespace rowgate::service {
 
 // A proto Value as a storage Value. An unset Value reads as null.
-// Timestamps are rounded to the microsecond, as PostgreSQL stores them.
-storage::Value ValueFromProto(const v1::Value& value);
+// Timestamps are rounded to the microsecond, as PostgreSQL stores them;
+// INVALID_ARGUMENT naming `column` for one outside protobuf Timestamp's
+// valid range.
+absl::StatusOr<storage::Value> ValueFromProto(const v1::Value& value,
+                                              absl::string_view column);
 void ValueToProto(const storage::Value& value, v1::Value* out);
 
 // The named entity, or INVALID_ARGUMENT naming it.
