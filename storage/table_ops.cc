@@ -34,10 +34,14 @@ class ParamList {
   Params params_;
 };
 
+// The entity's columns of result row `r` (a lookup appends the requested key
+// after them; it is not read here).
 Row ReadRow(const QueryResult& result, int r, const Entity& entity) {
   Row row;
   row.reserve(entity.columns.size());
+  const int columns = static_cast<int>(entity.columns.size());
   result.VisitRow(r, [&](int c, absl::string_view text, bool is_null) {
+    if (c >= columns) return;
     if (is_null) {
       row.emplace_back(std::monostate());
     } else {
@@ -120,6 +124,11 @@ absl::string_view OpSql(FilterOp op) {
   }
 }
 
+// Whether a key of `type` may match stored text that differs from it: a
+// char(n) pads, citext and nondeterministic collations ignore case or
+// accents. Lookups of such keys return the requested key beside each row.
+bool MatchesOtherText(ColumnType type) { return type == ColumnType::kText; }
+
 }  // namespace
 
 std::string DescribeValue(const Value& value) {
@@ -140,9 +149,27 @@ std::string DescribeValue(const Value& value) {
 
 std::string LookupSql(const Entity& entity, int key_column) {
   const Column& key = entity.columns[key_column];
-  return absl::StrCat("SELECT ", entity.select_list, " FROM ",
-                      entity.qualified_name, " WHERE ", key.quoted_name,
-                      " = ANY($1::", key.sql_type, "[])");
+  if (!MatchesOtherText(key.type)) {
+    return absl::StrCat("SELECT ", entity.select_list, " FROM ",
+                        entity.qualified_name, " WHERE ", key.quoted_name,
+                        " = ANY($1::", key.sql_type, "[])");
+  }
+  // The stored key may be "abc  " or "ABC" for the requested "abc": each
+  // row comes with the requested key it matched (by the column's own
+  // equality), which is what the keyed map is indexed by. The = ANY keeps
+  // one index scan for the whole batch; the join only labels its rows.
+  // Every column is qualified, so no table column can clash with the alias.
+  std::vector<std::string> columns;
+  columns.reserve(entity.columns.size());
+  for (const Column& c : entity.columns) {
+    columns.push_back(absl::StrCat("rowgate_t.", c.quoted_name));
+  }
+  return absl::StrCat("SELECT ", absl::StrJoin(columns, ", "),
+                      ", rowgate_k.req FROM ", entity.qualified_name,
+                      " AS rowgate_t JOIN unnest($1::text[]) AS ",
+                      "rowgate_k(req) ON rowgate_t.", key.quoted_name,
+                      " = rowgate_k.req::", key.sql_type, " WHERE rowgate_t.",
+                      key.quoted_name, " = ANY($1::", key.sql_type, "[])");
 }
 
 absl::StatusOr<KeyedRows> FetchByKeys(Connection& conn, const Entity& entity,
@@ -151,11 +178,14 @@ absl::StatusOr<KeyedRows> FetchByKeys(Connection& conn, const Entity& entity,
   absl::StatusOr<QueryResult> result =
       conn.Execute(LookupSql(entity, key_column), {ArrayLiteral(keys)});
   if (!result.ok()) return result.status();
+  const bool labelled = MatchesOtherText(entity.columns[key_column].type);
+  const int label = static_cast<int>(entity.columns.size());
   KeyedRows out;
   out.by_key.reserve(result->rows());
   for (int r = 0; r < result->rows(); ++r) {
     Row row = ReadRow(*result, r, entity);
-    std::string key = KeyText(row[key_column]);
+    std::string key = labelled ? std::string(result->text(r, label))
+                               : KeyText(row[key_column]);
     out.by_key[std::move(key)].push_back(std::move(row));
   }
   return out;
@@ -358,16 +388,23 @@ absl::StatusOr<std::vector<bool>> DeleteRows(
     return why;
   }
 
-  absl::StatusOr<QueryResult> result =
-      conn.Execute(absl::StrCat("DELETE FROM ", entity.qualified_name,
-                                " WHERE ", entity.key().quoted_name,
-                                " = ANY($1::", entity.key().sql_type,
-                                "[]) RETURNING ", entity.key().quoted_name),
-                   {ArrayLiteral(canonical)});
+  // Which requested keys had their row deleted, compared by the column's
+  // own equality (a char(n) or citext key is stored as other text than
+  // asked for): one statement.
+  const Column& key = entity.key();
+  absl::StatusOr<QueryResult> result = conn.Execute(
+      absl::StrCat("WITH rowgate_d AS (DELETE FROM ", entity.qualified_name,
+                   " WHERE ", key.quoted_name, " = ANY($1::", key.sql_type,
+                   "[]) RETURNING ", key.quoted_name,
+                   " AS rowgate_key) SELECT DISTINCT rowgate_k.req FROM "
+                   "rowgate_d JOIN unnest($1::text[]) AS rowgate_k(req) ON "
+                   "rowgate_d.rowgate_key = rowgate_k.req::",
+                   key.sql_type),
+      {ArrayLiteral(canonical)});
   if (!result.ok()) return result.status();
   absl::flat_hash_set<std::string> gone;
   for (int r = 0; r < result->rows(); ++r) {
-    gone.insert(KeyText(ParseText(entity.key().type, result->text(r, 0))));
+    gone.insert(std::string(result->text(r, 0)));
   }
   for (size_t i = 0; i < keys.size(); ++i) {
     deleted[i] = gone.contains(canonical[i]);

@@ -29,6 +29,11 @@ class TableOpsTest : public ::testing::Test {
         token uuid, doc jsonb, addr inet,
         version timestamp DEFAULT timezone('UTC', now()),
         doubled bigint GENERATED ALWAYS AS (big * 2) STORED);
+      CREATE EXTENSION IF NOT EXISTS citext;
+      CREATE TABLE storage_test.padded (code char(5) PRIMARY KEY, n int);
+      CREATE TABLE storage_test.folded (code citext PRIMARY KEY, n int);
+      INSERT INTO storage_test.padded VALUES ('abc', 1), ('x', 2);
+      INSERT INTO storage_test.folded VALUES ('Alice', 1), ('bob', 2);
       CREATE TABLE storage_test.no_key (a int);
       CREATE TABLE storage_test.pair (a int, b int, PRIMARY KEY (a, b));
     )sql");
@@ -51,7 +56,7 @@ class TableOpsTest : public ::testing::Test {
 };
 
 TEST_F(TableOpsTest, CatalogListsEntitiesWithOneColumnKeysOnly) {
-  EXPECT_EQ(catalog_->entities().size(), 1u);
+  EXPECT_EQ(catalog_->entities().size(), 3u);
   EXPECT_EQ(catalog_->skipped().size(), 2u);
   EXPECT_EQ(items_->key().name, "code");
   EXPECT_EQ(items_->columns[items_->version_column].name, "version");
@@ -187,6 +192,49 @@ TEST_F(TableOpsTest, UpdateOfAnInfiniteVersionMakesItFinite) {
   auto second = UpdateRow(*conn_, *items_, update);
   EXPECT_EQ(second.status().code(), absl::StatusCode::kAborted)
       << second.status();
+}
+
+// char(n) returns "abc  " for the key "abc" and citext "Alice" for
+// "ALICE": the row matched, so BatchGet must find it under the key asked.
+TEST_F(TableOpsTest, PaddedAndCaseInsensitiveKeysAreFoundAsRequested) {
+  const Entity* padded = catalog_->Find("padded");
+  const Entity* folded = catalog_->Find("folded");
+  ASSERT_NE(padded, nullptr);
+  ASSERT_NE(folded, nullptr);
+  auto p =
+      FetchByKeys(*conn_, *padded, padded->primary_key, {"abc", "x  ", "nope"});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->by_key.count("abc"), 1u);
+  EXPECT_EQ(p->by_key.count("x  "), 1u);
+  EXPECT_EQ(p->by_key.count("nope"), 0u);
+  // Two spellings of one citext key: each is answered with the row.
+  auto f = FetchByKeys(*conn_, *folded, folded->primary_key,
+                       {"ALICE", "alice", "Bob"});
+  ASSERT_TRUE(f.ok()) << f.status();
+  ASSERT_EQ(f->by_key.count("ALICE"), 1u);
+  EXPECT_EQ(f->by_key.at("ALICE").size(), 1u);
+  EXPECT_EQ(f->by_key.count("alice"), 1u);
+  EXPECT_EQ(f->by_key.count("Bob"), 1u);
+  EXPECT_EQ(std::get<std::string>(f->by_key.at("Bob")[0][0]), "bob");
+}
+
+// Delete used to remove such a row and report it as not deleted.
+TEST_F(TableOpsTest, DeleteReportsPaddedAndCaseInsensitiveKeysItDeleted) {
+  ExecSql(
+      "INSERT INTO storage_test.padded VALUES ('del', 3); "
+      "INSERT INTO storage_test.folded VALUES ('Carol', 3)");
+  auto p = DeleteRows(*conn_, *catalog_->Find("padded"),
+                      {std::string("del"), std::string("gone")}, std::nullopt);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(*p, std::vector<bool>({true, false}));
+  auto f =
+      DeleteRows(*conn_, *catalog_->Find("folded"),
+                 {std::string("CAROL"), std::string("carol")}, std::nullopt);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(*f, std::vector<bool>({true, true}));
+  EXPECT_EQ(ExecSql("SELECT count(*) FROM storage_test.folded WHERE code = "
+                    "'carol'")[0][0],
+            "0");
 }
 
 TEST_F(TableOpsTest, ReconnectsAfterTheBackendIsTerminated) {
