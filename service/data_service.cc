@@ -114,7 +114,7 @@ class StreamBatchGetReactor final
       answer.mutable_error()->set_code(
           static_cast<int>(lookup.status().code()));
       answer.mutable_error()->set_message(
-          std::string(lookup.status().message()));
+          BoundedMessage(lookup.status().message()));
       absl::MutexLock lock(&mu_);
       EnqueueLocked(std::move(answer));
       ReadNextLocked();
@@ -194,7 +194,7 @@ class StreamBatchGetReactor final
       answer.mutable_error()->set_code(
           static_cast<int>(result.status().code()));
       answer.mutable_error()->set_message(
-          std::string(result.status().message()));
+          BoundedMessage(result.status().message()));
     }
     bool last;
     {
@@ -350,9 +350,9 @@ absl::Status DataServiceImpl::CheckRequestSize(absl::string_view what,
   if (static_cast<size_t>(count) <= options_.max_keys_per_request) {
     return absl::OkStatus();
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat(what, " ", count, " ", unit, "; at most ",
-                   options_.max_keys_per_request, " are allowed per request"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      what, " ", count, " ", unit, "; at most ", options_.max_keys_per_request,
+      " are allowed per request (--max_keys_per_request)"));
 }
 
 absl::StatusOr<PreparedLookup> DataServiceImpl::PrepareLookup(
@@ -382,7 +382,7 @@ absl::StatusOr<PreparedLookup> DataServiceImpl::PrepareLookup(
   lookup.load.keys.reserve(request.keys_size());
   for (int i = 0; i < request.keys_size(); ++i) {
     absl::StatusOr<storage::Value> value =
-        ValueFromProto(request.keys(i), key.name);
+        ValueFromProto(request.keys(i), key.name, options_.max_value_bytes);
     absl::StatusOr<std::string> canonical =
         value.ok() ? storage::CanonicalKey(key.name, key.type, *value)
                    : absl::StatusOr<std::string>(value.status());
@@ -477,7 +477,8 @@ grpc::ServerUnaryReactor* DataServiceImpl::Insert(
   std::vector<storage::ColumnValues> rows;
   rows.reserve(request->rows_size());
   for (const v1::Row& row : request->rows()) {
-    absl::StatusOr<storage::ColumnValues> values = RowFromProto(**entity, row);
+    absl::StatusOr<storage::ColumnValues> values =
+        RowFromProto(**entity, row, options_.max_value_bytes);
     if (!values.ok()) return FinishNow(context, values.status());
     rows.push_back(std::move(*values));
   }
@@ -506,7 +507,7 @@ grpc::ServerUnaryReactor* DataServiceImpl::Update(
       FindEntity(*catalog_, request->entity());
   if (!entity.ok()) return FinishNow(context, entity.status());
   absl::StatusOr<storage::ColumnValues> values =
-      RowFromProto(**entity, request->row());
+      RowFromProto(**entity, request->row(), options_.max_value_bytes);
   if (!values.ok()) return FinishNow(context, values.status());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   RunOnWorker(*pool_, context, reactor,
@@ -539,14 +540,15 @@ grpc::ServerUnaryReactor* DataServiceImpl::Delete(
   keys.reserve(request->keys_size());
   for (const v1::Value& key : request->keys()) {
     absl::StatusOr<storage::Value> value =
-        ValueFromProto(key, (*entity)->key().name);
+        ValueFromProto(key, (*entity)->key().name, options_.max_value_bytes);
     if (!value.ok()) return FinishNow(context, value.status());
     keys.push_back(std::move(*value));
   }
   std::optional<storage::Value> expected;
   if (request->has_expected_version()) {
     absl::StatusOr<storage::Value> value =
-        ValueFromProto(request->expected_version(), "expected_version");
+        ValueFromProto(request->expected_version(), "expected_version",
+                       options_.max_value_bytes);
     if (!value.ok()) return FinishNow(context, value.status());
     expected = std::move(*value);
   }
@@ -586,6 +588,23 @@ grpc::ServerUnaryReactor* DataServiceImpl::Page(
     return FinishNow(context, absl::InvalidArgumentError(absl::StrCat(
                                   "offset must not be negative (got ",
                                   request->offset(), ")")));
+  }
+  if (static_cast<size_t>(request->filters_size()) >
+      options_.max_filters_per_page) {
+    return FinishNow(
+        context, absl::InvalidArgumentError(absl::StrCat(
+                     "Page has ", request->filters_size(), " filters; at most ",
+                     options_.max_filters_per_page,
+                     " are allowed (--max_filters_per_page)")));
+  }
+  // Past the last column (and the key, which ends the order) more terms
+  // change nothing; a bound keeps the statement and its token small.
+  constexpr int kMaxOrderBy = 32;
+  if (request->order_by_size() > kMaxOrderBy) {
+    return FinishNow(context, absl::InvalidArgumentError(absl::StrCat(
+                                  "Page has ", request->order_by_size(),
+                                  " order_by terms; at most ", kMaxOrderBy,
+                                  " are allowed")));
   }
   storage::PageQuery query;
   // 0 means the default; neither the default nor a request exceeds the cap.
@@ -628,21 +647,30 @@ grpc::ServerUnaryReactor* DataServiceImpl::Page(
         spec.op = storage::FilterOp::kIsNotNull;
         break;
       default:
-        return FinishNow(context, absl::InvalidArgumentError(
-                                      absl::StrCat("filter on \"", f.column(),
-                                                   "\" has no operator (op)")));
+        return FinishNow(context,
+                         absl::InvalidArgumentError(absl::StrCat(
+                             "filter on \"", storage::Abbreviate(f.column()),
+                             "\" has no operator (op)")));
     }
     const std::string& column_name = (*entity)->columns[*column].name;
     if (spec.op == storage::FilterOp::kIn) {
+      if (static_cast<size_t>(f.values_size()) > options_.max_in_values) {
+        return FinishNow(context, absl::InvalidArgumentError(absl::StrCat(
+                                      "IN filter on \"", column_name, "\" has ",
+                                      f.values_size(), " values; at most ",
+                                      options_.max_in_values,
+                                      " are allowed (--max_in_values)")));
+      }
       for (const v1::Value& v : f.values()) {
-        absl::StatusOr<storage::Value> value = ValueFromProto(v, column_name);
+        absl::StatusOr<storage::Value> value =
+            ValueFromProto(v, column_name, options_.max_value_bytes);
         if (!value.ok()) return FinishNow(context, value.status());
         spec.values.push_back(std::move(*value));
       }
     } else if (spec.op != storage::FilterOp::kIsNull &&
                spec.op != storage::FilterOp::kIsNotNull) {
       absl::StatusOr<storage::Value> value =
-          ValueFromProto(f.value(), column_name);
+          ValueFromProto(f.value(), column_name, options_.max_value_bytes);
       if (!value.ok()) return FinishNow(context, value.status());
       spec.values.push_back(std::move(*value));
     }

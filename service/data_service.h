@@ -25,6 +25,11 @@ namespace rowgate::service {
 
 struct DataServiceOptions {
   size_t max_keys_per_request = 1000;
+  // Request limits past which a call is INVALID_ARGUMENT naming the limit
+  // (README "Limits").
+  size_t max_filters_per_page = 64;
+  size_t max_in_values = 1000;
+  size_t max_value_bytes = 1 << 20;
   int default_page_size = 50;
   int page_size_cap = 1000;
   size_t max_inflight_per_stream = 1024;

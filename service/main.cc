@@ -33,6 +33,11 @@ ABSL_FLAG(std::string, version_column, "lastchange",
 ABSL_FLAG(int, max_keys_per_request, 1000,
           "Most keys (or rows) one BatchGet, Insert or Delete may carry.");
 ABSL_FLAG(int, page_size_cap, 1000, "Largest page a Page call returns.");
+ABSL_FLAG(int, max_filters_per_page, 64,
+          "Most filters one Page call may carry.");
+ABSL_FLAG(int, max_in_values, 1000, "Most values one IN filter may list.");
+ABSL_FLAG(int, max_value_bytes, 1 << 20,
+          "Largest string or bytes value a request may carry.");
 ABSL_FLAG(bool, loader_merge, true,
           "Merge concurrent lookups into shared queries (false: one query "
           "per request, for comparison).");
@@ -154,6 +159,11 @@ int main(int argc, char** argv) {
   RequireRange("max_keys_per_request",
                absl::GetFlag(FLAGS_max_keys_per_request), 1, 1000000);
   RequireRange("page_size_cap", absl::GetFlag(FLAGS_page_size_cap), 1, 1000000);
+  RequireRange("max_filters_per_page",
+               absl::GetFlag(FLAGS_max_filters_per_page), 1, 10000);
+  RequireRange("max_in_values", absl::GetFlag(FLAGS_max_in_values), 1, 60000);
+  RequireRange("max_value_bytes", absl::GetFlag(FLAGS_max_value_bytes), 1,
+               1 << 30);
   RequireRange("loader_max_keys_per_query",
                absl::GetFlag(FLAGS_loader_max_keys_per_query), 1, 1000000);
   RequireRange("loader_max_inflight_queries",
@@ -184,6 +194,9 @@ int main(int argc, char** argv) {
       absl::Seconds(absl::GetFlag(FLAGS_startup_timeout_s));
   options.data.max_keys_per_request = absl::GetFlag(FLAGS_max_keys_per_request);
   options.data.page_size_cap = absl::GetFlag(FLAGS_page_size_cap);
+  options.data.max_filters_per_page = absl::GetFlag(FLAGS_max_filters_per_page);
+  options.data.max_in_values = absl::GetFlag(FLAGS_max_in_values);
+  options.data.max_value_bytes = absl::GetFlag(FLAGS_max_value_bytes);
   options.data.memory_backend = absl::GetFlag(FLAGS_bench_memory_backend);
   options.loader.merge = absl::GetFlag(FLAGS_loader_merge);
   options.loader.max_keys_per_query =

@@ -5,7 +5,17 @@
 namespace rowgate::service {
 
 absl::StatusOr<storage::Value> ValueFromProto(const v1::Value& value,
-                                              absl::string_view column) {
+                                              absl::string_view column,
+                                              size_t max_bytes) {
+  const size_t size =
+      value.kind_case() == v1::Value::kStringValue ? value.string_value().size()
+      : value.kind_case() == v1::Value::kBytesValue ? value.bytes_value().size()
+                                                    : 0;
+  if (size > max_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the value for column \"", storage::Abbreviate(column), "\" is ", size,
+        " bytes; at most ", max_bytes, " are allowed (--max_value_bytes)"));
+  }
   switch (value.kind_case()) {
     case v1::Value::kInt64Value:
       return value.int64_value();
@@ -86,10 +96,16 @@ absl::StatusOr<const storage::Entity*> FindEntity(
   if (name.empty()) {
     return absl::InvalidArgumentError("entity is required");
   }
+  // No longer name can match: refused before any lookup.
+  if (name.size() > kMaxIdentifierBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "entity name \"", storage::Abbreviate(name), "\" is ", name.size(),
+        " bytes; PostgreSQL identifiers are at most ", kMaxIdentifierBytes));
+  }
   const storage::Entity* entity = catalog.Find(name);
   if (entity == nullptr) {
     return absl::InvalidArgumentError(
-        absl::StrCat("unknown entity \"", name,
+        absl::StrCat("unknown entity \"", storage::Abbreviate(name),
                      "\" (ListEntities shows the tables rowgate serves)"));
   }
   return entity;
@@ -97,10 +113,20 @@ absl::StatusOr<const storage::Entity*> FindEntity(
 
 absl::StatusOr<int> FindColumn(const storage::Entity& entity,
                                const std::string& column) {
+  if (column.size() > kMaxIdentifierBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "column name \"", storage::Abbreviate(column), "\" is ", column.size(),
+        " bytes; PostgreSQL identifiers are at most ", kMaxIdentifierBytes));
+  }
+  if (column.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a column name of entity ", entity.name, " is empty"));
+  }
   const int index = entity.ColumnIndex(column);
   if (index < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown column \"", column, "\" of entity ", entity.name));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown column \"", storage::Abbreviate(column),
+                     "\" of entity ", entity.name));
   }
   return index;
 }
@@ -126,13 +152,14 @@ absl::StatusOr<std::vector<int>> ResolveColumns(
 }
 
 absl::StatusOr<storage::ColumnValues> RowFromProto(
-    const storage::Entity& entity, const v1::Row& row) {
+    const storage::Entity& entity, const v1::Row& row, size_t max_value_bytes) {
   storage::ColumnValues values;
   values.reserve(row.fields_size());
   for (const auto& [name, value] : row.fields()) {
     absl::StatusOr<int> index = FindColumn(entity, name);
     if (!index.ok()) return index.status();
-    absl::StatusOr<storage::Value> v = ValueFromProto(value, name);
+    absl::StatusOr<storage::Value> v =
+        ValueFromProto(value, name, max_value_bytes);
     if (!v.ok()) return v.status();
     values.emplace_back(*index, std::move(*v));
   }
@@ -170,10 +197,14 @@ void DescribeEntity(const storage::Entity& entity, v1::EntityDescription* out) {
   }
 }
 
+std::string BoundedMessage(absl::string_view message) {
+  return storage::Abbreviate(message, kMaxStatusMessageBytes);
+}
+
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
+                      BoundedMessage(status.message()));
 }
 
 }  // namespace rowgate::service

@@ -30,6 +30,17 @@ class ParamList {
   }
   const Params& params() const { return params_; }
 
+  // INVALID_ARGUMENT when the statement needs more parameters than
+  // PostgreSQL's protocol can bind (libpq would refuse it with an error
+  // that carries no SQLSTATE).
+  absl::Status CheckCount(absl::string_view statement) const {
+    if (params_.size() <= kMaxBoundParameters) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(
+        statement, " needs ", params_.size(),
+        " bound parameters; PostgreSQL takes at most ", kMaxBoundParameters,
+        " per statement (send fewer rows or values per request)"));
+  }
+
  private:
   Params params_;
 };
@@ -139,7 +150,7 @@ std::string DescribeValue(const Value& value) {
   }
   if (std::holds_alternative<std::monostate>(value)) return "null";
   if (const std::string* s = std::get_if<std::string>(&value)) {
-    return absl::StrCat("\"", *s, "\"");
+    return absl::StrCat("\"", Abbreviate(*s), "\"");
   }
   if (const int64_t* v = std::get_if<int64_t>(&value)) return absl::StrCat(*v);
   if (const double* v = std::get_if<double>(&value)) return absl::StrCat(*v);
@@ -249,6 +260,11 @@ absl::StatusOr<std::vector<Row>> InsertRows(
                                        " (", absl::StrJoin(names, ", "),
                                        ") VALUES ", absl::StrJoin(tuples, ", "),
                                        " RETURNING ", entity.select_list);
+  if (absl::Status s =
+          params.CheckCount(absl::StrCat("Insert into ", entity.name));
+      !s.ok()) {
+    return s;
+  }
   absl::StatusOr<QueryResult> result = conn.Execute(sql, params.params());
   if (!result.ok()) return result.status();
   return ReadRows(*result, entity);
@@ -575,6 +591,10 @@ absl::StatusOr<PageResult> FetchPage(Connection& conn, const Entity& entity,
   if (query.offset > 0) {
     absl::StrAppend(&sql, " OFFSET ",
                     params.AddText(absl::StrCat(query.offset), "bigint"));
+  }
+  if (absl::Status s = params.CheckCount(absl::StrCat("Page of ", entity.name));
+      !s.ok()) {
+    return s;
   }
   absl::StatusOr<QueryResult> result = conn.Execute(sql, params.params());
   if (!result.ok()) return result.status();

@@ -289,7 +289,7 @@ absl::StatusOr<std::optional<std::string>> ToParameter(absl::string_view column,
   if (const std::string* text = std::get_if<std::string>(&value);
       text != nullptr && text->find('\0') != std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "the value for column \"", column,
+        "the value for column \"", Abbreviate(column),
         "\" contains a NUL byte, which PostgreSQL text cannot store"));
   }
   switch (type) {
@@ -406,20 +406,21 @@ absl::StatusOr<std::string> CanonicalKey(absl::string_view column,
                                          ColumnType type, const Value& value) {
   if (!IsKeyType(type)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("column \"", column,
+        absl::StrCat("column \"", Abbreviate(column),
                      "\" cannot be a lookup key: its type is not an "
                      "integer, text or uuid type"));
   }
   if (std::holds_alternative<std::monostate>(value)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("a key for column \"", column, "\" is null or unset"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a key for column \"", Abbreviate(column), "\" is null or unset"));
   }
   if (type == ColumnType::kUuid) {
     const std::string* v = std::get_if<std::string>(&value);
     if (v == nullptr) return WrongKind(column, type, value);
     if (!IsUuid(*v)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "key \"", *v, "\" for column \"", column, "\" is not a uuid"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("key \"", Abbreviate(*v), "\" for column \"",
+                       Abbreviate(column), "\" is not a uuid"));
     }
     return CanonicalUuid(*v);
   }

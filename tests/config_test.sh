@@ -39,6 +39,18 @@ ROWGATE_MAX_KEYS_PER_REQUEST=-5 timeout 20 "$bin" --listen=127.0.0.1:0 \
   --database_url="$ROWGATE_TEST_DATABASE_URL" >"$dir/out" 2>&1; code=$?
 check "ROWGATE_MAX_KEYS_PER_REQUEST=-5 exits 2" test "$code" -eq 2
 
+# A refused login is final: start-up fails at once (not after
+# --startup_timeout_s of retries; `timeout` would end those) with a message
+# that names the role and never the password.
+bad_login=${ROWGATE_TEST_DATABASE_URL/postgresql:\/\/postgres@/postgresql://no_such_role:s3cret-pw@}
+timeout 20 "$bin" --listen=127.0.0.1:0 --startup_timeout_s=60 \
+  --database_url="$bad_login" >"$dir/out" 2>&1; code=$?
+check "a refused login exits 1 at once" test "$code" -eq 1
+check "the message says the login was refused" grep -q "refused rowgate's login" "$dir/out"
+check "the message names the role" grep -q "no_such_role" "$dir/out"
+check "the message never shows the password" bash -c "! grep -q s3cret-pw '$dir/out'"
+check "no retry was logged" bash -c "! grep -q 'unreachable; retrying' '$dir/out'"
+
 # --help lists the flags and the environment convention.
 "$bin" --help >"$dir/help" 2>&1
 check "--help lists --loader_merge" grep -q -- "-loader_merge" "$dir/help"

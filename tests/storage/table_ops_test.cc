@@ -8,6 +8,7 @@
 
 #include "storage/catalog.h"
 #include "storage/connection.h"
+#include "storage/pg_error.h"
 #include "tests/common/test_database.h"
 
 namespace rowgate::storage {
@@ -235,6 +236,86 @@ TEST_F(TableOpsTest, DeleteReportsPaddedAndCaseInsensitiveKeysItDeleted) {
   EXPECT_EQ(ExecSql("SELECT count(*) FROM storage_test.folded WHERE code = "
                     "'carol'")[0][0],
             "0");
+}
+
+// More than 65,535 parameters used to reach libpq, whose refusal carries no
+// SQLSTATE (INTERNAL); now the statement is refused before it is built.
+TEST_F(TableOpsTest, StatementsBeyondTheParameterLimitAreInvalidArgument) {
+  std::vector<ColumnValues> rows;
+  for (int i = 0; i < 33000; ++i) {
+    rows.push_back(
+        {{Col("code"), "p" + std::to_string(i)}, {Col("small"), int64_t{1}}});
+  }
+  auto inserted = InsertRows(*conn_, *items_, rows);
+  EXPECT_EQ(inserted.status().code(), absl::StatusCode::kInvalidArgument)
+      << inserted.status();
+  EXPECT_NE(inserted.status().message().find("65535"), absl::string_view::npos)
+      << inserted.status();
+}
+
+// 42501 is the role's missing privilege, not a bad argument.
+TEST_F(TableOpsTest, MissingPrivilegeIsPermissionDenied) {
+  ExecSql(
+      "DROP ROLE IF EXISTS rowgate_no_access; CREATE ROLE rowgate_no_access "
+      "LOGIN");
+  std::string url = TestDatabaseUrl();
+  url.replace(url.find("postgres@"), 9, "rowgate_no_access@");
+  Connection conn(url);
+  // Refused while preparing (no USAGE on the schema)...
+  auto schema = conn.Execute("SELECT code FROM storage_test.items", {});
+  EXPECT_EQ(schema.status().code(), absl::StatusCode::kPermissionDenied)
+      << schema.status();
+  EXPECT_NE(schema.status().message().find("SQLSTATE 42501"),
+            absl::string_view::npos)
+      << schema.status();
+  // ... and while executing (USAGE, but no SELECT on the table).
+  ExecSql("GRANT USAGE ON SCHEMA storage_test TO rowgate_no_access");
+  auto table = conn.Execute("SELECT code FROM storage_test.items", {});
+  EXPECT_EQ(table.status().code(), absl::StatusCode::kPermissionDenied)
+      << table.status();
+  ExecSql(
+      "REVOKE USAGE ON SCHEMA storage_test FROM rowgate_no_access; DROP ROLE "
+      "rowgate_no_access");
+}
+
+// A refused login is final (FAILED_PRECONDITION), not "unreachable"
+// (UNAVAILABLE, retried); the message never shows the password.
+TEST_F(TableOpsTest, RefusedLoginIsFailedPreconditionWithoutThePassword) {
+  std::string url = TestDatabaseUrl();
+  url.replace(url.find("postgres@"), 9, "no_such_role:s3cret@");
+  Connection conn(url);
+  auto result = conn.Execute("SELECT 1", {});
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition)
+      << result.status();
+  EXPECT_NE(result.status().message().find("no_such_role"),
+            absl::string_view::npos);
+  EXPECT_EQ(result.status().message().find("s3cret"), absl::string_view::npos);
+}
+
+TEST(PgErrorTest, MapsLimitsPrivilegesAndLoginsToTheirCodes) {
+  EXPECT_EQ(StatusFromSqlState("54000", "statement too complex").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(StatusFromSqlState("54011", "too many columns").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(StatusFromSqlState("42501", "permission denied").code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(StatusFromSqlState("42601", "syntax error").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(StatusFromSqlState("28P01", "password authentication").code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ConnectFailureStatus("FATAL:  password authentication failed for "
+                                 "user \"app\"")
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ConnectFailureStatus("could not connect to server: Connection "
+                                 "refused")
+                .code(),
+            absl::StatusCode::kUnavailable);
+  // A message quoting a huge value is bounded, keeping the SQLSTATE.
+  const absl::Status long_one =
+      StatusFromSqlState("22P02", std::string(100000, 'v'));
+  EXPECT_LT(long_one.message().size(), 700u);
+  EXPECT_NE(long_one.message().find("SQLSTATE 22P02"), absl::string_view::npos);
 }
 
 TEST_F(TableOpsTest, ReconnectsAfterTheBackendIsTerminated) {
