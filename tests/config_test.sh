@@ -83,5 +83,33 @@ kill -TERM $first; wait $first
 check "a taken port exits 1" test "$code" -eq 1
 check "the message says it cannot listen" grep -q "cannot listen on 127.0.0.1:" "$dir/out"
 
+# deploy/local/run.sh (`make run`) exits with rowgate's status: it used to
+# exit 0 whatever happened. DATABASE_URL set: it starts no Postgres.
+run=$(dirname "$0")/../deploy/local/run.sh
+DATABASE_URL="$ROWGATE_TEST_DATABASE_URL" timeout 20 bash "$run" "$bin" --pool_size=0 >"$dir/out" 2>&1; code=$?
+check "run.sh passes on rowgate's exit 2 for a bad flag" test "$code" -eq 2
+# A stop by SIGINT (Ctrl-C; started with SIGINT at its default, as from a
+# terminal, not ignored as for a background job) or SIGTERM is rowgate's clean
+# exit 0; a rowgate killed by SIGKILL is 137.
+for sig in INT TERM KILL; do
+  rm -f "$dir/runport"
+  DATABASE_URL="$ROWGATE_TEST_DATABASE_URL" python3 -c '
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execvp("bash", ["bash"] + sys.argv[1:])' "$run" "$bin" --listen=127.0.0.1:0 \
+    --port_file="$dir/runport" >"$dir/runlog" 2>&1 &
+  runner=$!
+  for _ in $(seq 1 100); do [ -s "$dir/runport" ] && break; sleep 0.1; done
+  if [ "$sig" = KILL ]; then
+    kill -KILL "$(pgrep -P $runner)"
+    expected=137
+  else
+    kill -"$sig" $runner
+    expected=0
+  fi
+  wait $runner; code=$?
+  check "run.sh after SIG$sig exits $expected (got $code)" test "$code" -eq "$expected"
+done
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
