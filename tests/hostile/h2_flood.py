@@ -21,6 +21,13 @@ hostile client would):
   d  2,000 idle StreamBatchGet streams (a reactor each), held open
   e  as a, but the client never acknowledges the server's SETTINGS (so a
      limit the server announced is not yet in force in gRPC 1.51's terms)
+  limits  a well-behaved client at limits set below gRPC's defaults
+     (--max_concurrent_streams=50, --max_receive_message_bytes=1048576,
+     --max_metadata_bytes=4096): 500 concurrent calls on one connection
+     (queued, all answered), a 2 MiB request and a 6 KiB header list
+     (refused), then a call on the same connection (answered)
+  f  100 connections with 100 header-only streams each: a client that
+     obeys the stream limit but opens many connections
 
 Every scenario is bounded in count and time. Reported per scenario, from
 /proc/PID/status and /proc/PID/stat: rowgate's peak RSS (VmHWM), its RSS
@@ -265,14 +272,16 @@ SCENARIOS = {
     "c": ("reset", 1, 50000, True, 0),
     "d": ("idle", 1, 2000, True, 10),
     "e": ("open", 1, 20000, False, 5),
+    "f": ("open", 100, 100, True, 5),
 }
-SHORT = {"a": 20000, "b": 20000, "c": 10000, "d": 2000, "e": 20000}
+SHORT = {"a": 20000, "b": 20000, "c": 10000, "d": 2000, "e": 20000, "f": 100}
 DESCRIPTION = {
     "a": "20,000 header-only streams, 1 connection",
     "b": "20,000 header-only streams on each of 2 connections",
     "c": "rapid reset: HEADERS+RST_STREAM x N, 1 connection",
     "d": "2,000 idle StreamBatchGet streams",
     "e": "as a, SETTINGS never acknowledged",
+    "f": "100 connections x 100 header-only streams (within the limit)",
 }
 
 
@@ -291,9 +300,11 @@ def run_scenario(name, args, grpc, pb, pb_grpc, workdir):
         attack_start = time.monotonic()
         # Each hostile connection is a process of its own (this script again),
         # so the good client's Python never waits on the flood's.
-        child = json.dumps([port, mode, streams, ack, hold, args.deadline_s])
+        # Many connections share a process: up to 50 threads each.
+        per_process = 1 if connections <= 2 else 50
+        child = json.dumps([port, mode, streams, ack, hold, args.deadline_s, per_process])
         workers = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--hostile_child", child],
-                                    stdout=subprocess.PIPE) for _ in range(connections)]
+                                    stdout=subprocess.PIPE) for _ in range(connections // per_process)]
         peak_sampled = 0.0
         while any(w.poll() is None for w in workers) and time.monotonic() < attack_start + args.deadline_s + 5:
             if proc.poll() is not None:
@@ -304,7 +315,7 @@ def run_scenario(name, args, grpc, pb, pb_grpc, workdir):
         for w in workers:
             try:
                 out, _ = w.communicate(timeout=5)
-                hostile.append(json.loads(out))
+                hostile.extend(json.loads(out))
             except (subprocess.TimeoutExpired, ValueError):
                 w.kill()
                 w.wait()
@@ -343,6 +354,51 @@ def run_scenario(name, args, grpc, pb, pb_grpc, workdir):
                 proc.kill()
 
 
+def run_limits(args, grpc, pb, pb_grpc, workdir):
+    """What a well-behaved gRPC client sees at the limits: calls beyond the
+    stream limit queue and succeed; an oversized message or header list is
+    refused with a status naming it."""
+    # Limits below gRPC's defaults, so the answers show rowgate's flags at work.
+    limits = ["--max_receive_message_bytes=1048576", "--max_metadata_bytes=4096", "--max_concurrent_streams=50"]
+    proc, port = start_rowgate(args.rowgate, args.database_url, limits + args.extra, workdir)
+    checks = []
+    try:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        stub = pb_grpc.DataServiceStub(channel)
+        request = pb.BatchGetRequest(entity="users", keys=[pb.Value(int64_value=1)])
+        # 500 calls at once on one connection, 10x the stream limit.
+        futures = [stub.BatchGet.future(request, timeout=30) for _ in range(500)]
+        answered = sum(1 for f in futures if f.result().results[0].found)
+        checks.append(("500 concurrent calls on one connection all answered", answered == 500, f"{answered}/500"))
+        big = pb.BatchGetRequest(entity="users", keys=[pb.Value(string_value="x" * (2 << 20))])
+        try:
+            stub.BatchGet(big, timeout=30)
+            checks.append(("2 MiB request refused", False, "answered"))
+        except grpc.RpcError as e:
+            checks.append(("2 MiB request refused with RESOURCE_EXHAUSTED",
+                           e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, f"{e.code().name}: {e.details()}"))
+        try:
+            stub.BatchGet(request, timeout=30, metadata=[("x-padding", "y" * (6 << 10))])
+            checks.append(("6 KiB header list refused", False, "answered"))
+        except grpc.RpcError as e:
+            checks.append(("6 KiB header list refused", e.code() != grpc.StatusCode.OK,
+                           f"{e.code().name}: {e.details()}"))
+        # gRPC 1.51 may close the connection after an oversized header list
+        # (its HPACK decoder stops mid-block); the channel reconnects.
+        try:
+            stub.BatchGet(request, timeout=30)
+            after = "same connection"
+        except grpc.RpcError as e:
+            after = f"first call after: {e.code().name}: {e.details()}"
+        answered = stub.BatchGet(request, timeout=30, wait_for_ready=True).results[0].found
+        checks.append(("the server still answers after the refusals", answered, after))
+        channel.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    return checks
+
+
 def check(result, args):
     failures = []
     name = result["scenario"]
@@ -357,19 +413,28 @@ def check(result, args):
         # the connection closed. A server without a limit keeps them all.
         for h in result["hostile"]:
             refused = h.get("rst") or h.get("goaway") or h.get("closed_by_server")
-            if not refused:
+            if h.get("streams_sent", 0) > (h.get("server_max_concurrent_streams") or 0) and not refused:
                 failures.append(f"server accepted all {h['streams_sent']} streams on one connection")
     return failures
 
 
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--hostile_child":
-        print(json.dumps(hostile_connection(*json.loads(sys.argv[2]))))
+        *params, sockets = json.loads(sys.argv[2])
+        results = [None] * sockets
+        def one(i):
+            results[i] = hostile_connection(*params)
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(sockets)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        print(json.dumps(results))
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rowgate", required=True)
     parser.add_argument("--database_url", default=os.environ.get("ROWGATE_TEST_DATABASE_URL"))
-    parser.add_argument("--scenarios", default="a,b,c,d,e")
+    parser.add_argument("--scenarios", default="limits,a,b,c,d,e")
     parser.add_argument("--short", action="store_true")
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--rss_limit_mb", type=float, default=150)
@@ -390,13 +455,24 @@ def main():
 
     results, failed = [], False
     for name in args.scenarios.split(","):
+        if name == "limits":
+            for what, ok, detail in run_limits(args, grpc, rowgate_pb2, rowgate_pb2_grpc, workdir):
+                print(f"[limits] {'ok  ' if ok else 'FAIL'} {what} ({detail})", flush=True)
+                failed = failed or (args.check and not ok)
+            continue
         result = run_scenario(name, args, grpc, rowgate_pb2, rowgate_pb2_grpc, workdir)
         results.append(result)
         d, b = result["good_during"], result["good_before"]
-        refused = "; ".join(
-            f"sent {h.get('streams_sent')} (server limit {h.get('server_max_concurrent_streams')}), "
-            f"rst={h.get('rst')}, goaway={h.get('goaway', {}) and h['goaway'].get('code')}, "
-            f"closed={h.get('closed_by_server')}{' ' + h['error'] if 'error' in h else ''}" for h in result["hostile"])
+        if len(result["hostile"]) > 2:
+            hs = result["hostile"]
+            refused = (f"{len(hs)} connections, {sum(h.get('streams_sent') or 0 for h in hs)} streams sent, "
+                       f"{sum(1 for h in hs if h.get('closed_by_server'))} closed by the server")
+        else:
+            refused = "; ".join(
+                f"sent {h.get('streams_sent')} (server limit {h.get('server_max_concurrent_streams')}), "
+                f"rst={h.get('rst')}, goaway={h.get('goaway', {}) and h['goaway'].get('code')}, "
+                f"closed={h.get('closed_by_server')}{' ' + h['error'] if 'error' in h else ''}"
+                for h in result["hostile"])
         print(f"[{name}] {result['what']}\n"
               f"    rowgate RSS: start {result['rss_start_mb']} MB, peak {result['rss_peak_mb']} MB, "
               f"after {result['rss_after_mb']} MB; CPU {result['cpu_seconds_during_attack']} s "
