@@ -30,15 +30,17 @@ hostile client would):
      obeys the stream limit but opens many connections
 
 Every scenario is bounded in count and time. Reported per scenario, from
-/proc/PID/status and /proc/PID/stat: rowgate's peak RSS (VmHWM), its RSS
-two seconds after the hostile client left, its CPU seconds during the
-scenario; the good client's BatchGet p50/p99 during the attack (and
-before it); what the server did to the hostile streams (GOAWAY, RST_STREAM
-codes, connection closed).
+/proc/PID/status and /proc/PID/stat: rowgate's peak RSS (VmHWM, and sampled
+every 20 ms), its RSS --settle_s after it went quiet once the hostile client
+left, its CPU seconds during the attack and in all; the good client's
+BatchGet p50/p99 before, during and after the attack; what the server did
+to the hostile streams (GOAWAY, RST_STREAM codes, connection closed).
 
 --check makes it a test (exit 1 on failure): rowgate stays up, every good
 BatchGet answers correctly, peak RSS stays under --rss_limit_mb, and in
-the flooding scenarios the server refused streams beyond its limit. Latency
+the flooding scenarios the server refused streams beyond its limit. For c
+and e, which gRPC 1.51 cannot bound, only the RSS after the attack is held
+to --rss_limit_mb. Latency
 is reported, never asserted. --short runs the bounded form used by ctest.
 """
 
@@ -148,6 +150,7 @@ def hostile_connection(port, mode, streams, ack_settings, hold_s, deadline_s):
     started = time.monotonic()
     deadline = started + deadline_s
     result = {"mode": mode, "streams_sent": 0}
+    reader = None
     try:
         sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -182,8 +185,12 @@ def hostile_connection(port, mode, streams, ack_settings, hold_s, deadline_s):
         reader.local_close = True
         sock.close()
     except OSError as e:
+        # Typically EPIPE/ECONNRESET: the server closed while we still sent.
         result["error"] = f"{type(e).__name__}: {e}"
         result["closed_by_server"] = True
+        if reader is not None:
+            result.update(rst=reader.rst, goaway=reader.goaway,
+                          server_max_concurrent_streams=reader.max_concurrent_streams)
     return result
 
 
@@ -322,7 +329,17 @@ def run_scenario(name, args, grpc, pb, pb_grpc, workdir):
                 hostile.append({"error": "hostile client did not finish", "streams_sent": None})
         attack_end = time.monotonic()
         cpu_attack = proc_cpu_seconds(proc.pid) - cpu_start if proc.poll() is None else None
-        time.sleep(2.0)  # the "after" figure: two seconds after the attack
+        # The "after" figure: once rowgate's CPU has gone quiet (it may work
+        # on for seconds after the client left), then --settle_s more.
+        quiet_deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < quiet_deadline:
+            before = proc_cpu_seconds(proc.pid)
+            time.sleep(0.5)
+            if proc_cpu_seconds(proc.pid) - before < 0.15:  # the good client alone uses some
+                break
+        busy_after = round(time.monotonic() - attack_end, 1)
+        cpu_total = proc_cpu_seconds(proc.pid) - cpu_start if proc.poll() is None else None
+        time.sleep(args.settle_s)
         good.stop.set()
         good.join(timeout=15)
         alive = proc.poll() is None
@@ -337,6 +354,9 @@ def run_scenario(name, args, grpc, pb, pb_grpc, workdir):
             "rss_after_mb": round(status.get("VmRSS", 0), 1),
             "cpu_seconds_during_attack": round(cpu_attack, 2) if cpu_attack is not None else None,
             "attack_seconds": round(attack_end - attack_start, 2),
+            "busy_seconds_after_attack": busy_after,
+            "cpu_seconds_total": round(cpu_total, 2) if cpu_total is not None else None,
+            "good_after": good.latency(attack_end, time.monotonic()),
             "good_before": good.latency(0, attack_start),
             "good_during": good.latency(attack_start, attack_end),
             "good_errors": len(good.errors),
@@ -399,6 +419,11 @@ def run_limits(args, grpc, pb, pb_grpc, workdir):
     return checks
 
 
+# Scenarios gRPC 1.51 cannot bound: rapid reset, and a peer that never
+# acknowledges SETTINGS (so the stream limit is never in force for it).
+KNOWN_GAPS = ("c", "e")
+
+
 def check(result, args):
     failures = []
     name = result["scenario"]
@@ -406,6 +431,12 @@ def check(result, args):
         failures.append("rowgate died")
     if result["good_errors"]:
         failures.append(f"good client saw {result['good_errors']} failed BatchGets: {result['good_first_errors']}")
+    if name in KNOWN_GAPS:
+        # gRPC 1.51 lets the peak through (README "Hostile clients"); what
+        # rowgate can do is hand the memory back afterwards.
+        if result["rss_after_mb"] >= args.rss_limit_mb:
+            failures.append(f"RSS after the attack {result['rss_after_mb']} MB >= {args.rss_limit_mb} MB")
+        return failures
     if result["rss_peak_mb"] >= args.rss_limit_mb:
         failures.append(f"peak RSS {result['rss_peak_mb']} MB >= {args.rss_limit_mb} MB")
     if SCENARIOS[name][0] in ("open", "idle"):
@@ -434,10 +465,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rowgate", required=True)
     parser.add_argument("--database_url", default=os.environ.get("ROWGATE_TEST_DATABASE_URL"))
-    parser.add_argument("--scenarios", default="limits,a,b,c,d,e")
+    parser.add_argument("--scenarios", default="limits,a,b,c,d,e,f")
     parser.add_argument("--short", action="store_true")
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--rss_limit_mb", type=float, default=150)
+    parser.add_argument("--settle_s", type=float, default=7,
+                        help="wait this long after rowgate goes quiet before the 'after' RSS "
+                             "(longer than --malloc_trim_interval_s)")
     parser.add_argument("--deadline_s", type=float, default=30, help="bound on each hostile connection")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("extra", nargs="*", help="flags passed on to rowgate (after --)")
@@ -476,10 +510,12 @@ def main():
         print(f"[{name}] {result['what']}\n"
               f"    rowgate RSS: start {result['rss_start_mb']} MB, peak {result['rss_peak_mb']} MB, "
               f"after {result['rss_after_mb']} MB; CPU {result['cpu_seconds_during_attack']} s "
-              f"in {result['attack_seconds']} s\n"
+              f"in the {result['attack_seconds']} s attack, {result['cpu_seconds_total']} s in all "
+              f"(busy {result['busy_seconds_after_attack']} s after it)\n"
               f"    good BatchGet: before p50 {b.get('p50_ms')} ms p99 {b.get('p99_ms')} ms; "
               f"during p50 {d.get('p50_ms')} ms p99 {d.get('p99_ms')} ms max {d.get('max_ms')} ms "
-              f"({d.get('calls')} calls, {result['good_errors']} failed)\n"
+              f"({d.get('calls')} calls, {result['good_errors']} failed); "
+              f"after p99 {result['good_after'].get('p99_ms')} ms max {result['good_after'].get('max_ms')} ms\n"
               f"    hostile: {refused}", flush=True)
         if args.check:
             failures = check(result, args)
