@@ -28,6 +28,8 @@ hostile client would):
      (refused), then a call on the same connection (answered)
   f  100 connections with 100 header-only streams each: a client that
      obeys the stream limit but opens many connections
+  g  StreamBatchGet on 10 streams, 20,000 one-key requests each, sent
+     within the server's flow control, never reading an answer
 
 Every scenario is bounded in count and time. Reported per scenario, from
 /proc/PID/status and /proc/PID/stat: rowgate's peak RSS (VmHWM, and sampled
@@ -97,6 +99,11 @@ class FrameReader(threading.Thread):
         self.error = None
         self.max_concurrent_streams = None
         self.settings_seen = threading.Event()
+        # What the server lets us send (DATA): connection and per stream.
+        self.window_cv = threading.Condition()
+        self.connection_window = 65535
+        self.initial_stream_window = 65535
+        self.stream_window = {}
 
     def send(self, data):
         with self.send_lock:
@@ -118,6 +125,7 @@ class FrameReader(threading.Thread):
                     if len(buf) < 9 + length:
                         break
                     kind, flags = buf[3], buf[4]
+                    stream = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
                     payload = buf[9:9 + length]
                     buf = buf[9 + length:]
                     if kind == SETTINGS and not flags & ACK:
@@ -125,9 +133,21 @@ class FrameReader(threading.Thread):
                             ident, value = struct.unpack(">HI", payload[i:i + 6])
                             if ident == SETTINGS_MAX_CONCURRENT_STREAMS:
                                 self.max_concurrent_streams = value
+                            elif ident == 4:  # SETTINGS_INITIAL_WINDOW_SIZE
+                                with self.window_cv:
+                                    self.initial_stream_window = value
                         if self.ack_settings:
                             self.send(frame(SETTINGS, ACK, 0))
                         self.settings_seen.set()
+                    elif kind == WINDOW_UPDATE:
+                        increment = struct.unpack(">I", payload)[0] & 0x7FFFFFFF
+                        with self.window_cv:
+                            if stream == 0:
+                                self.connection_window += increment
+                            else:
+                                self.stream_window[stream] = self.stream_window.get(
+                                    stream, self.initial_stream_window) + increment
+                            self.window_cv.notify_all()
                     elif kind == PING and not flags & ACK:
                         self.send(frame(PING, ACK, 0, payload))
                     elif kind == RST_STREAM:
@@ -143,9 +163,57 @@ class FrameReader(threading.Thread):
         if not self.local_close:
             self.closed = True
         self.settings_seen.set()
+        with self.window_cv:
+            self.window_cv.notify_all()
+
+    def take_window(self, stream_id, wanted, deadline):
+        """Waits for send window on `stream_id`; returns the bytes granted
+        (0 once the deadline passed or the connection closed)."""
+        with self.window_cv:
+            while not self.closed and time.monotonic() < deadline:
+                available = min(self.connection_window,
+                                self.stream_window.get(stream_id, self.initial_stream_window))
+                if available > 0:
+                    granted = min(available, wanted)
+                    self.connection_window -= granted
+                    self.stream_window[stream_id] = self.stream_window.get(
+                        stream_id, self.initial_stream_window) - granted
+                    return granted
+                self.window_cv.wait(0.1)
+        return 0
 
 
-def hostile_connection(port, mode, streams, ack_settings, hold_s, deadline_s):
+def send_messages_never_reading(reader, streams, message, count, deadline):
+    """StreamBatchGet on `streams` streams, `count` requests each, honouring
+    the server's flow control but never granting it any window back: its
+    answers can only queue. Returns the requests sent."""
+    block = header_block("/rowgate.v1.DataService/StreamBatchGet")
+    framed = b"\x00" + struct.pack(">I", len(message)) + message
+    per_frame = max(1, 16384 // len(framed))
+    ids = [1 + 2 * i for i in range(streams)]
+    reader.send(b"".join(frame(HEADERS, END_HEADERS, i, block) for i in ids))
+    left = {i: count for i in ids}
+    sent = 0
+    while left and time.monotonic() < deadline and not reader.closed:
+        for i in list(left):
+            n = min(per_frame, left[i])
+            granted = reader.take_window(i, n * len(framed), min(deadline, time.monotonic() + 0.05))
+            n = granted // len(framed)
+            if granted % len(framed):  # never split a message: give the rest back
+                with reader.window_cv:
+                    reader.connection_window += granted % len(framed)
+                    reader.stream_window[i] += granted % len(framed)
+            if n == 0:
+                continue
+            reader.send(frame(DATA, 0, i, framed * n))
+            left[i] -= n
+            sent += n
+            if left[i] == 0:
+                del left[i]
+    return sent
+
+
+def hostile_connection(port, mode, streams, ack_settings, hold_s, deadline_s, message_hex=""):
     """One hostile HTTP/2 connection; returns a dict of what happened."""
     started = time.monotonic()
     deadline = started + deadline_s
@@ -162,6 +230,12 @@ def hostile_connection(port, mode, streams, ack_settings, hold_s, deadline_s):
                     frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", (1 << 30))))
         reader.start()
         reader.settings_seen.wait(5)
+        if mode == "noread":
+            # `streams` requests on each of 10 streams.
+            result["requests_sent"] = send_messages_never_reading(
+                reader, 10, bytes.fromhex(message_hex), streams, deadline)
+            result["streams_sent"] = 10
+            streams = 0
         path = ("/rowgate.v1.DataService/StreamBatchGet" if mode == "idle"
                 else "/rowgate.v1.DataService/BatchGet")
         block = header_block(path)
@@ -280,8 +354,9 @@ SCENARIOS = {
     "d": ("idle", 1, 2000, True, 10),
     "e": ("open", 1, 20000, False, 5),
     "f": ("open", 100, 100, True, 5),
+    "g": ("noread", 1, 20000, True, 3),
 }
-SHORT = {"a": 20000, "b": 20000, "c": 10000, "d": 2000, "e": 20000, "f": 100}
+SHORT = {"a": 20000, "b": 20000, "c": 10000, "d": 2000, "e": 20000, "f": 100, "g": 20000}
 DESCRIPTION = {
     "a": "20,000 header-only streams, 1 connection",
     "b": "20,000 header-only streams on each of 2 connections",
@@ -289,6 +364,7 @@ DESCRIPTION = {
     "d": "2,000 idle StreamBatchGet streams",
     "e": "as a, SETTINGS never acknowledged",
     "f": "100 connections x 100 header-only streams (within the limit)",
+    "g": "StreamBatchGet, 10 streams x 20,000 requests, answers never read",
 }
 
 
@@ -309,7 +385,10 @@ def run_scenario(name, args, grpc, pb, pb_grpc, workdir):
         # so the good client's Python never waits on the flood's.
         # Many connections share a process: up to 50 threads each.
         per_process = 1 if connections <= 2 else 50
-        child = json.dumps([port, mode, streams, ack, hold, args.deadline_s, per_process])
+        message = pb.StreamBatchGetRequest(
+            tag=1, request=pb.BatchGetRequest(entity="users", keys=[pb.Value(int64_value=1)]))
+        child = json.dumps([port, mode, streams, ack, hold, args.deadline_s,
+                            message.SerializeToString().hex(), per_process])
         workers = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--hostile_child", child],
                                     stdout=subprocess.PIPE) for _ in range(connections // per_process)]
         peak_sampled = 0.0
@@ -503,7 +582,8 @@ def main():
                        f"{sum(1 for h in hs if h.get('closed_by_server'))} closed by the server")
         else:
             refused = "; ".join(
-                f"sent {h.get('streams_sent')} (server limit {h.get('server_max_concurrent_streams')}), "
+                f"sent {h.get('streams_sent')} streams{' and %s requests' % h['requests_sent'] if 'requests_sent' in h else ''} "
+                f"(server limit {h.get('server_max_concurrent_streams')}), "
                 f"rst={h.get('rst')}, goaway={h.get('goaway', {}) and h['goaway'].get('code')}, "
                 f"closed={h.get('closed_by_server')}{' ' + h['error'] if 'error' in h else ''}"
                 for h in result["hostile"])
