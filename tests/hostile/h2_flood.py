@@ -457,10 +457,17 @@ def run_limits(args, grpc, pb, pb_grpc, workdir):
     """What a well-behaved gRPC client sees at the limits: calls beyond the
     stream limit queue and succeed; an oversized message or header list is
     refused with a status naming it."""
+    checks = []
+    # A limit that makes no sense stops start-up with a message naming it.
+    for flag in ("--max_concurrent_streams=0", "--stream_max_inflight=0", "--max_receive_message_bytes=10"):
+        bad = subprocess.run([args.rowgate, "--listen=127.0.0.1:0", f"--database_url={args.database_url}", flag],
+                             capture_output=True, text=True, timeout=30)
+        name = flag.split("=")[0]
+        checks.append((f"{flag} exits 2 naming {name}", bad.returncode == 2 and name in bad.stderr,
+                       f"exit {bad.returncode}"))
     # Limits below gRPC's defaults, so the answers show rowgate's flags at work.
     limits = ["--max_receive_message_bytes=1048576", "--max_metadata_bytes=4096", "--max_concurrent_streams=50"]
     proc, port = start_rowgate(args.rowgate, args.database_url, limits + args.extra, workdir)
-    checks = []
     try:
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         stub = pb_grpc.DataServiceStub(channel)
