@@ -23,6 +23,11 @@ done
 # NodeSource's, which bundles npm and conflicts with Debian's npm package).
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+# kubectl, for `kubectl kustomize deploy/k8s` in make test: any will do
+# (Debian's kubernetes-client 1.20 embeds kustomize v2, enough for
+# deploy/k8s; Google's or upstream's kubectl packages install the same
+# /usr/bin/kubectl).
+command -v kubectl >/dev/null || missing+=(kubernetes-client)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "install-deps: installing ${missing[*]}" >&2
