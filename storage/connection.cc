@@ -83,6 +83,11 @@ int Connection::backend_pid() const {
   return state_->conn ? state_->conn->backendpid() : 0;
 }
 
+void Connection::Disconnect() {
+  state_->conn.reset();
+  state_->prepared.clear();
+}
+
 absl::Status Connection::EnsureConnected() {
   if (state_->conn && state_->conn->is_open()) return absl::OkStatus();
   state_->conn.reset();
