@@ -1,5 +1,8 @@
 #include "service/data_service.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 #include <deque>
 #include <utility>
 
@@ -286,6 +289,51 @@ void RunOnWorker(storage::WorkerPool& pool,
   if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));
 }
 
+// A message's deterministic serialization (map entries sorted), so equal
+// requests give equal bytes for the request log's fingerprint.
+template <typename Message>
+std::string DeterministicBytes(const Message& message) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializeToCodedStream(&coded);
+  }
+  return out;
+}
+
+// Runs `write(conn)`, which fills `*response`. Without a request_id, just
+// that (single autocommit statements, as fast as ever); with one, through
+// the request log: at most once per id, a retry answered verbatim from the
+// log (see storage/request_log.h). Blocks: for worker lambdas only.
+template <typename Request, typename Response, typename Write>
+absl::Status WriteOnce(const storage::RequestLog* log,
+                       storage::Connection& conn, absl::string_view method,
+                       const Request& request, Response* response,
+                       Write write) {
+  if (request.request_id().empty()) return write(conn);
+  if (log == nullptr) {
+    return absl::FailedPreconditionError(
+        "request_id is not supported by this server (no request log)");
+  }
+  Request unkeyed = request;
+  unkeyed.clear_request_id();
+  absl::StatusOr<storage::RequestLog::Outcome> outcome =
+      log->Run(conn, request.request_id(), method, DeterministicBytes(unkeyed),
+               [&](storage::Connection& c) -> absl::StatusOr<std::string> {
+                 if (absl::Status s = write(c); !s.ok()) return s;
+                 return DeterministicBytes(*response);
+               });
+  if (!outcome.ok()) return outcome.status();
+  if (outcome->replayed && !response->ParseFromString(outcome->response)) {
+    return absl::InternalError(
+        absl::StrCat("the stored answer for request_id of this ", method,
+                     " does not parse"));
+  }
+  return absl::OkStatus();
+}
+
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
                                     const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -471,6 +519,11 @@ grpc::ServerUnaryReactor* DataServiceImpl::Insert(
       !s.ok()) {
     return FinishNow(context, s);
   }
+  if (absl::Status s =
+          storage::RequestLog::CheckRequestId(request->request_id());
+      !s.ok()) {
+    return FinishNow(context, s);
+  }
   std::vector<storage::ColumnValues> rows;
   rows.reserve(request->rows_size());
   for (const v1::Row& row : request->rows()) {
@@ -479,18 +532,23 @@ grpc::ServerUnaryReactor* DataServiceImpl::Insert(
     rows.push_back(std::move(*values));
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RunOnWorker(*pool_, context, reactor,
-              [entity = *entity, rows = std::move(rows),
-               response](storage::Connection& conn) -> absl::Status {
-                absl::StatusOr<std::vector<storage::Row>> stored =
-                    storage::InsertRows(conn, *entity, rows);
-                if (!stored.ok()) return stored.status();
-                const std::vector<int> all = AllColumns(*entity);
-                for (const storage::Row& row : *stored) {
-                  RowToProto(*entity, row, all, response->add_rows());
-                }
-                return absl::OkStatus();
-              });
+  RunOnWorker(
+      *pool_, context, reactor,
+      [log = options_.request_log, entity = *entity, rows = std::move(rows),
+       request, response](storage::Connection& conn) -> absl::Status {
+        return WriteOnce(log, conn, "Insert", *request, response,
+                         [&](storage::Connection& c) -> absl::Status {
+                           absl::StatusOr<std::vector<storage::Row>> stored =
+                               storage::InsertRows(c, *entity, rows);
+                           if (!stored.ok()) return stored.status();
+                           const std::vector<int> all = AllColumns(*entity);
+                           for (const storage::Row& row : *stored) {
+                             RowToProto(*entity, row, all,
+                                        response->add_rows());
+                           }
+                           return absl::OkStatus();
+                         });
+      });
   return reactor;
 }
 
@@ -505,16 +563,26 @@ grpc::ServerUnaryReactor* DataServiceImpl::Update(
   absl::StatusOr<storage::ColumnValues> values =
       RowFromProto(**entity, request->row());
   if (!values.ok()) return FinishNow(context, values.status());
+  if (absl::Status s =
+          storage::RequestLog::CheckRequestId(request->request_id());
+      !s.ok()) {
+    return FinishNow(context, s);
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   RunOnWorker(*pool_, context, reactor,
-              [entity = *entity, values = std::move(*values),
+              [log = options_.request_log, entity = *entity,
+               values = std::move(*values), request,
                response](storage::Connection& conn) -> absl::Status {
-                absl::StatusOr<storage::Row> row =
-                    storage::UpdateRow(conn, *entity, values);
-                if (!row.ok()) return row.status();
-                RowToProto(*entity, *row, AllColumns(*entity),
-                           response->mutable_row());
-                return absl::OkStatus();
+                return WriteOnce(log, conn, "Update", *request, response,
+                                 [&](storage::Connection& c) -> absl::Status {
+                                   absl::StatusOr<storage::Row> row =
+                                       storage::UpdateRow(c, *entity, values);
+                                   if (!row.ok()) return row.status();
+                                   RowToProto(*entity, *row,
+                                              AllColumns(*entity),
+                                              response->mutable_row());
+                                   return absl::OkStatus();
+                                 });
               });
   return reactor;
 }
@@ -539,19 +607,28 @@ grpc::ServerUnaryReactor* DataServiceImpl::Delete(
   if (request->has_expected_version()) {
     expected = ValueFromProto(request->expected_version());
   }
+  if (absl::Status s =
+          storage::RequestLog::CheckRequestId(request->request_id());
+      !s.ok()) {
+    return FinishNow(context, s);
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RunOnWorker(*pool_, context, reactor,
-              [entity = *entity, keys = std::move(keys), expected, request,
-               response](storage::Connection& conn) -> absl::Status {
-                absl::StatusOr<std::vector<bool>> deleted =
-                    storage::DeleteRows(conn, *entity, keys, expected);
-                if (!deleted.ok()) return deleted.status();
-                for (size_t i = 0; i < deleted->size(); ++i) {
-                  if ((*deleted)[i])
-                    *response->add_deleted_keys() = request->keys(i);
-                }
-                return absl::OkStatus();
-              });
+  RunOnWorker(
+      *pool_, context, reactor,
+      [log = options_.request_log, entity = *entity, keys = std::move(keys),
+       expected, request, response](storage::Connection& conn) -> absl::Status {
+        return WriteOnce(log, conn, "Delete", *request, response,
+                         [&](storage::Connection& c) -> absl::Status {
+                           absl::StatusOr<std::vector<bool>> deleted =
+                               storage::DeleteRows(c, *entity, keys, expected);
+                           if (!deleted.ok()) return deleted.status();
+                           for (size_t i = 0; i < deleted->size(); ++i) {
+                             if ((*deleted)[i])
+                               *response->add_deleted_keys() = request->keys(i);
+                           }
+                           return absl::OkStatus();
+                         });
+      });
   return reactor;
 }
 

@@ -57,6 +57,10 @@ ABSL_FLAG(int, shutdown_grace_s, 10,
           "Seconds in-flight calls get to finish on SIGTERM/SIGINT.");
 ABSL_FLAG(int, startup_timeout_s, 30,
           "Seconds to keep retrying an unreachable PostgreSQL at start.");
+ABSL_FLAG(int, request_id_retention_s, 86400,
+          "Seconds a write's request_id is remembered: a retry with the "
+          "same id within it returns the first answer. Expired ids are "
+          "purged in the background.");
 ABSL_FLAG(std::string, metrics_listen, "",
           "host:port for Prometheus metrics at /metrics (e.g. "
           "127.0.0.1:9464); empty: off.");
@@ -152,6 +156,8 @@ int main(int argc, char** argv) {
       absl::Milliseconds(absl::GetFlag(FLAGS_health_check_interval_ms));
   options.startup_timeout =
       absl::Seconds(absl::GetFlag(FLAGS_startup_timeout_s));
+  options.request_id_retention =
+      absl::Seconds(absl::GetFlag(FLAGS_request_id_retention_s));
   options.data.max_keys_per_request = absl::GetFlag(FLAGS_max_keys_per_request);
   options.data.page_size_cap = absl::GetFlag(FLAGS_page_size_cap);
   options.data.memory_backend = absl::GetFlag(FLAGS_bench_memory_backend);
@@ -171,6 +177,8 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_health_check_interval_ms) < 10) {
     Fail("--health_check_interval_ms must be at least 10");
   }
+  if (absl::GetFlag(FLAGS_request_id_retention_s) < 1)
+    Fail("--request_id_retention_s must be at least 1");
   if (options.data.max_keys_per_request < 1)
     Fail("--max_keys_per_request must be at least 1");
   if (options.data.page_size_cap < 1)

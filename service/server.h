@@ -8,6 +8,11 @@
 // its own, never one per probe) reaches PostgreSQL; NOT_SERVING while it
 // cannot, and from the start of Shutdown().
 //
+// Request ids (idempotent writes): Create() makes sure rowgate.request_log
+// exists (a warning, not a failure, when the database user may not create
+// it: only writes that carry a request_id are refused then), and a purger
+// thread of its own deletes ids older than request_id_retention.
+//
 // Create() blocks until the catalog is read (retrying while PostgreSQL is
 // unreachable, up to startup_timeout) and the server listens. Shutdown() may
 // be called from any thread, once; the destructor calls it if needed.
@@ -35,6 +40,7 @@
 #include "service/metrics.h"
 #include "service/reflection_service.h"
 #include "storage/catalog.h"
+#include "storage/request_log.h"
 #include "storage/worker_pool.h"
 
 namespace rowgate::service {
@@ -50,6 +56,9 @@ struct ServerOptions {
   std::string version_column = "lastchange";
   int pool_size = 4;
   absl::Duration startup_timeout = absl::Seconds(30);
+  // How long a request_id is remembered (at least; the purge runs every
+  // tenth of it, at most every minute).
+  absl::Duration request_id_retention = absl::Hours(24);
   DataServiceOptions data;
   loader::Loader::Options loader;
 };
@@ -82,6 +91,8 @@ class Server {
   // first, the pool (after an explicit drain in Shutdown) last.
   std::unique_ptr<storage::WorkerPool> pool_;
   std::shared_ptr<const storage::Catalog> catalog_;
+  std::unique_ptr<storage::RequestLog> request_log_;
+  std::unique_ptr<storage::RequestLogPurger> request_log_purger_;
   std::unique_ptr<loader::PoolBatchExecutor> executor_;
   std::unique_ptr<loader::Loader> loader_;
   std::unique_ptr<DataServiceImpl> data_service_;
