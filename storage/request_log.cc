@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "storage/catalog.h"
 
 namespace rowgate::storage {
 namespace {
@@ -50,6 +51,12 @@ absl::StatusOr<std::string> ByteaFromText(absl::string_view text) {
     return absl::InternalError("request log: a stored answer is not hex");
   }
   return absl::HexStringToBytes(text);
+}
+
+// PostgreSQL's message without the statement excerpt it appends ("LINE 1:
+// INSERT ..."): enough to name the missing grant.
+absl::string_view FirstLine(absl::string_view message) {
+  return message.substr(0, message.find('\n'));
 }
 
 // A request id as messages show it: quoted, non-printable bytes escaped
@@ -139,13 +146,23 @@ absl::Status RequestLog::EnsureTable(Connection& conn) const {
     if (last.ok()) return last;
     if (IsDuplicateObject(last)) continue;  // lost a race: look again
     if (HasSqlState(last, "42501")) {
+      // Name the database and user, so the message is the fix.
+      std::string database = "<database>", user = "<rowgate's user>";
+      absl::StatusOr<QueryResult> who =
+          conn.Execute("SELECT current_database(), current_user", {});
+      if (who.ok() && who->rows() == 1) {
+        database = QuoteIdentifier(who->text(0, 0));
+        user = QuoteIdentifier(who->text(0, 1));
+      }
       return absl::FailedPreconditionError(absl::StrCat(
-          "cannot create ", table_, " (", last.message(),
-          "); request ids will be refused until it exists: GRANT CREATE ON "
-          "DATABASE to rowgate's user, or create it as its owner (see "
-          "README, Idempotent writes) and GRANT USAGE ON SCHEMA ",
-          schema_, ", SELECT, INSERT, UPDATE, DELETE ON ", table_,
-          " to rowgate's user"));
+          "cannot create ", table_, " (", FirstLine(last.message()),
+          "); writes with a request_id are refused until it exists: GRANT "
+          "CREATE ON DATABASE ",
+          database, " TO ", user,
+          ", or create it as an owner (README, Idempotent writes) and GRANT "
+          "USAGE ON SCHEMA ",
+          schema_, " TO ", user, "; GRANT SELECT, INSERT, UPDATE, DELETE ON ",
+          table_, " TO ", user));
     }
     return last;
   }
@@ -186,11 +203,11 @@ absl::StatusOr<RequestLog::Outcome> RequestLog::Run(
       return absl::FailedPreconditionError(absl::StrCat(
           "request_id needs ", table_,
           ", which is missing or not writable by rowgate's database user (",
-          claim.status().message(),
-          "); create it (rowgate does at start-up when allowed to) and GRANT "
+          FirstLine(claim.status().message()),
+          "); create it (rowgate does at start-up when allowed to), GRANT "
           "USAGE ON SCHEMA ",
-          schema_, ", SELECT, INSERT, UPDATE, DELETE ON ", table_,
-          "; or send the write without request_id"));
+          schema_, " and SELECT, INSERT, UPDATE, DELETE ON ", table_,
+          " to that user, or send the write without request_id"));
     }
     return claim.status();
   }

@@ -26,7 +26,9 @@ namespace {
 
 using ::google::protobuf::util::MessageDifferencer;
 using ::rowgate::testing::ExecSql;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::SizeIs;
 
 int64_t SqlCount(const std::string& from_where) {
@@ -363,7 +365,9 @@ TEST(IdempotencyPrivilegeTest, UnwritableLogRefusesOnlyWritesWithRequestId) {
   EXPECT_THAT(client->Insert(InsertUser(tag + "id", NewRequestId("limited")),
                              &response),
               StatusIs(grpc::StatusCode::FAILED_PRECONDITION,
-                       HasSubstr("GRANT USAGE ON SCHEMA rowgate")));
+                       AllOf(HasSubstr("rowgate.request_log"),
+                             HasSubstr("GRANT USAGE ON SCHEMA rowgate"),
+                             Not(HasSubstr("\n")))));
   EXPECT_EQ(UsersTagged(tag), 1);
   EXPECT_EQ(UsersTagged(tag + "id"), 0);
   client.reset();

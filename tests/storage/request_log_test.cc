@@ -213,6 +213,31 @@ TEST_F(RequestLogTest, ConcurrentCreatorsAllSucceed) {
   EXPECT_EQ(Count(absl::StrCat(kSchema, ".request_log")), 0);
 }
 
+// A user who may not create the schema gets FAILED_PRECONDITION naming the
+// grants, in one line (not PostgreSQL's statement excerpt).
+TEST_F(RequestLogTest, EnsureTableWithoutPrivilegeNamesTheGrants) {
+  ExecSql(absl::StrCat(
+      "DROP SCHEMA ", kSchema, " CASCADE; ",
+      "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = "
+      "'idem_limited') THEN CREATE ROLE idem_limited LOGIN; END IF; END $$"));
+  std::string url = TestDatabaseUrl();
+  const size_t at = url.find("postgres@");
+  ASSERT_NE(at, std::string::npos) << "unexpected test database URL form";
+  url.replace(at, std::string("postgres@").size(), "idem_limited@");
+  Connection limited(url);
+  const absl::Status status = log_.EnsureTable(limited);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_EQ(std::string(status.message()),
+            "cannot create request_log_test.request_log (PostgreSQL: "
+            "permission denied for database rowgate_test (SQLSTATE 42501)); "
+            "writes with a request_id are refused until it exists: GRANT "
+            "CREATE ON DATABASE \"rowgate_test\" TO \"idem_limited\", or "
+            "create it as an owner (README, Idempotent writes) and GRANT "
+            "USAGE ON SCHEMA request_log_test TO \"idem_limited\"; GRANT "
+            "SELECT, INSERT, UPDATE, DELETE ON request_log_test.request_log "
+            "TO \"idem_limited\"");
+}
+
 TEST_F(RequestLogTest, PurgeDeletesOnlyExpiredIdsOldestFirstInBoundedBatches) {
   ExecSql(absl::StrCat(
       "INSERT INTO ", kSchema,
