@@ -6,6 +6,7 @@
 // one new id write once, and an expired id is purged.
 #include <gmock/gmock.h>
 #include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -376,6 +377,13 @@ TEST(IdempotencyPrivilegeTest, UnwritableLogRefusesOnlyWritesWithRequestId) {
     REVOKE ALL ON users FROM idem_limited;
     REVOKE ALL ON SEQUENCE all_id_seq FROM idem_limited;
   )sql");
+}
+
+// The log's schema is never served: the catalog would offer request_log as
+// an entity any client could write. Start-up refuses it, naming why.
+TEST(IdempotencyStartupTest, LogSchemaCannotBeServed) {
+  EXPECT_NONFATAL_FAILURE(RowgateProcess::Start({"--schema=rowgate"}),
+                          "that schema holds rowgate's request log");
 }
 
 }  // namespace
