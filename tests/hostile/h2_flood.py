@@ -431,6 +431,13 @@ def run_scenario(name, args, grpc, pb, pb_grpc, workdir):
         busy_after = round(time.monotonic() - attack_end, 1)
         cpu_total = proc_cpu_seconds(proc.pid) - cpu_start if proc.poll() is None else None
         time.sleep(args.settle_s)
+        if args.check and name in KNOWN_GAPS:
+            # On a loaded machine teardown can take longer: give the memory
+            # up to 30 s more to come back before calling it kept.
+            give_up = time.monotonic() + 30
+            while (proc.poll() is None and time.monotonic() < give_up and
+                   proc_status(proc.pid)["VmRSS"] >= args.rss_limit_mb):
+                time.sleep(0.5)
         good.stop.set()
         good.join(timeout=15)
         alive = proc.poll() is None
@@ -573,9 +580,10 @@ def main():
     parser.add_argument("--short", action="store_true")
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--rss_limit_mb", type=float, default=150)
-    parser.add_argument("--settle_s", type=float, default=7,
-                        help="wait this long after rowgate goes quiet before the 'after' RSS "
-                             "(longer than --malloc_trim_interval_s)")
+    parser.add_argument("--settle_s", type=float, default=12,
+                        help="wait this long after rowgate goes quiet before the 'after' RSS: "
+                             "tearing 20,000 streams down takes ~3 s, then the next "
+                             "--malloc_trim_interval_s tick (5 s) returns the memory")
     parser.add_argument("--deadline_s", type=float, default=30, help="bound on each hostile connection")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("extra", nargs="*", help="flags passed on to rowgate (after --)")
