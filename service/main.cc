@@ -34,6 +34,11 @@ ABSL_FLAG(std::string, version_column, "lastchange",
 ABSL_FLAG(int, max_keys_per_request, 1000,
           "Most keys (or rows) one BatchGet, Insert or Delete may carry.");
 ABSL_FLAG(int, page_size_cap, 1000, "Largest page a Page call returns.");
+ABSL_FLAG(int, max_filters_per_page, 64,
+          "Most filters one Page call may carry.");
+ABSL_FLAG(int, max_in_values, 1000, "Most values one IN filter may list.");
+ABSL_FLAG(int, max_value_bytes, 1 << 20,
+          "Largest string or bytes value a request may carry.");
 ABSL_FLAG(bool, loader_merge, true,
           "Merge concurrent lookups into shared queries (false: one query "
           "per request, for comparison).");
@@ -147,6 +152,13 @@ void Fail(const std::string& message) {
   std::exit(2);
 }
 
+// Exits 2 naming the flag unless min <= value <= max.
+void RequireRange(absl::string_view flag, int value, int min, int max) {
+  if (value >= min && value <= max) return;
+  Fail(absl::StrCat("--", flag, " must be between ", min, " and ", max,
+                    " (got ", value, ")"));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -175,6 +187,34 @@ int main(int argc, char** argv) {
   }
   rowgate::service::SetLogLevel(level);
 
+  // Every numeric flag is checked as the int it was parsed into, before any
+  // conversion: -1 stored in a size_t would read as "no limit".
+  RequireRange("pool_size", absl::GetFlag(FLAGS_pool_size), 1, 10000);
+  RequireRange("max_keys_per_request",
+               absl::GetFlag(FLAGS_max_keys_per_request), 1, 1000000);
+  RequireRange("page_size_cap", absl::GetFlag(FLAGS_page_size_cap), 1, 1000000);
+  RequireRange("max_filters_per_page",
+               absl::GetFlag(FLAGS_max_filters_per_page), 1, 10000);
+  RequireRange("max_in_values", absl::GetFlag(FLAGS_max_in_values), 1, 60000);
+  RequireRange("max_value_bytes", absl::GetFlag(FLAGS_max_value_bytes), 1,
+               1 << 30);
+  RequireRange("loader_max_keys_per_query",
+               absl::GetFlag(FLAGS_loader_max_keys_per_query), 1, 1000000);
+  RequireRange("loader_max_inflight_queries",
+               absl::GetFlag(FLAGS_loader_max_inflight_queries), 1, 10000);
+  RequireRange("loader_parallel_min_keys",
+               absl::GetFlag(FLAGS_loader_parallel_min_keys), 1, 1000000);
+  RequireRange("loader_max_wait_us", absl::GetFlag(FLAGS_loader_max_wait_us), 0,
+               60000000);
+  RequireRange("loader_max_pending_keys",
+               absl::GetFlag(FLAGS_loader_max_pending_keys), 1, 100000000);
+  RequireRange("health_check_interval_ms",
+               absl::GetFlag(FLAGS_health_check_interval_ms), 10, 3600000);
+  RequireRange("shutdown_grace_s", absl::GetFlag(FLAGS_shutdown_grace_s), 0,
+               3600);
+  RequireRange("startup_timeout_s", absl::GetFlag(FLAGS_startup_timeout_s), 0,
+               3600);
+
   rowgate::service::ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.database_url = absl::GetFlag(FLAGS_database_url);
@@ -188,6 +228,9 @@ int main(int argc, char** argv) {
       absl::Seconds(absl::GetFlag(FLAGS_startup_timeout_s));
   options.data.max_keys_per_request = absl::GetFlag(FLAGS_max_keys_per_request);
   options.data.page_size_cap = absl::GetFlag(FLAGS_page_size_cap);
+  options.data.max_filters_per_page = absl::GetFlag(FLAGS_max_filters_per_page);
+  options.data.max_in_values = absl::GetFlag(FLAGS_max_in_values);
+  options.data.max_value_bytes = absl::GetFlag(FLAGS_max_value_bytes);
   options.data.memory_backend = absl::GetFlag(FLAGS_bench_memory_backend);
   if (absl::GetFlag(FLAGS_stream_max_inflight) < 1)
     Fail("--stream_max_inflight must be at least 1");
@@ -237,28 +280,11 @@ int main(int argc, char** argv) {
   options.loader.max_inflight_per_queue =
       absl::GetFlag(FLAGS_loader_max_inflight_queries);
   options.loader.parallel_min_keys =
-      std::max(1, absl::GetFlag(FLAGS_loader_parallel_min_keys));
+      absl::GetFlag(FLAGS_loader_parallel_min_keys);
   options.loader.max_wait =
       absl::Microseconds(absl::GetFlag(FLAGS_loader_max_wait_us));
   options.loader.max_pending_keys =
       absl::GetFlag(FLAGS_loader_max_pending_keys);
-
-  if (options.pool_size < 1) Fail("--pool_size must be at least 1");
-  if (absl::GetFlag(FLAGS_health_check_interval_ms) < 10) {
-    Fail("--health_check_interval_ms must be at least 10");
-  }
-  if (options.data.max_keys_per_request < 1)
-    Fail("--max_keys_per_request must be at least 1");
-  if (options.data.page_size_cap < 1)
-    Fail("--page_size_cap must be at least 1");
-  if (options.loader.max_keys_per_query < 1)
-    Fail("--loader_max_keys_per_query must be at least 1");
-  if (options.loader.max_inflight_per_queue < 1)
-    Fail("--loader_max_inflight_queries must be at least 1");
-  if (absl::GetFlag(FLAGS_loader_max_wait_us) < 0)
-    Fail("--loader_max_wait_us must not be negative");
-  if (absl::GetFlag(FLAGS_loader_max_pending_keys) < 1)
-    Fail("--loader_max_pending_keys must be at least 1");
 
   Log(LogLevel::kInfo, "starting",
       {{"listen", options.listen},
