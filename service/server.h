@@ -40,7 +40,7 @@
 namespace rowgate::service {
 
 // Limits on what one client can make the transport hold (gRPC 1.51 core
-// settings; README "Transport limits" lists each with what a client sees).
+// settings; README "Limits" lists each with what a client sees).
 // gRPC 1.51 offers no limit on the number of connections.
 struct TransportOptions {
   // Largest request message accepted (RESOURCE_EXHAUSTED beyond it) and
