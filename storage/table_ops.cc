@@ -476,7 +476,11 @@ absl::StatusOr<PageResult> FetchPage(Connection& conn, const Entity& entity,
         absl::StatusOr<std::optional<std::string>> text =
             ToParameter(c.name, c.type, f.values[0]);
         if (!text.ok()) return text.status();
-        absl::StrAppend(&description, text->value().size(), ":", text->value());
+        if (!text->has_value()) {  // unreachable: nulls were refused above
+          return absl::InvalidArgumentError(
+              absl::StrCat("filter on \"", c.name, "\" has a null value"));
+        }
+        absl::StrAppend(&description, (*text)->size(), ":", **text);
         conditions.push_back(
             absl::StrCat(c.quoted_name, OpSql(f.op),
                          params.AddText(std::move(*text), c.sql_type)));

@@ -427,6 +427,10 @@ absl::StatusOr<std::string> CanonicalKey(absl::string_view column,
   absl::StatusOr<std::optional<std::string>> text =
       ToParameter(column, type, value);
   if (!text.ok()) return text.status();
+  if (!text->has_value()) {  // unreachable: nulls were refused above
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a key for column \"", Abbreviate(column), "\" is null or unset"));
+  }
   return std::move(**text);
 }
 

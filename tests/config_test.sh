@@ -29,7 +29,8 @@ for bad in pool_size=-1 max_keys_per_request=-1 page_size_cap=-1 \
     loader_max_keys_per_query=-1 loader_max_inflight_queries=-1 \
     loader_parallel_min_keys=-1 loader_max_wait_us=-1 \
     loader_max_pending_keys=-1 health_check_interval_ms=-1 \
-    shutdown_grace_s=-1 startup_timeout_s=-1 page_size_cap=2147483647; do
+    shutdown_grace_s=-1 startup_timeout_s=-1 page_size_cap=2147483647 \
+    max_filters_per_page=-1 max_in_values=0 max_value_bytes=-1; do
   timeout 20 "$bin" --listen=127.0.0.1:0 --"$bad" \
     --database_url="$ROWGATE_TEST_DATABASE_URL" >"$dir/out" 2>&1; code=$?
   check "--$bad exits 2" test "$code" -eq 2

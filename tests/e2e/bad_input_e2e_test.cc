@@ -519,6 +519,21 @@ std::vector<Case> Cases(const Demo& demo) {
        LenField(1, "users") +
            LenField(2, LenField(1, "\xff") + VarintField(2, 1)),
        kInvalid, "request is not a valid rowgate.v1.PageRequest message"},
+      {"PageEmptyInMatchesNothing", Target::kDemo, "Page",
+       Page([](v1::PageRequest& r) { *r.add_filters() = InFilter("id", {}); }),
+       StatusCode::OK, ""},
+      {"PageHugeSizeIsCapped", Target::kDemo, "Page",
+       Page([](v1::PageRequest& r) {
+         r.set_page_size(std::numeric_limits<int32_t>::max());
+       }),
+       StatusCode::OK, ""},
+      {"PageHugeOffsetIsEmpty", Target::kDemo, "Page",
+       Page([&](v1::PageRequest& r) { r.set_offset(int64_max); }),
+       StatusCode::OK, ""},
+      {"DeleteNoKeysDeletesNothing", Target::kDemo, "Delete",
+       Delete("users", {}), StatusCode::OK, ""},
+      {"BatchGetAtTheKeyLimit", Target::kDemo, "BatchGet",
+       BatchGet("users", ManyInts(1000)), StatusCode::OK, ""},
       // ---- schema calls
       {"DescribeUnknownEntity", Target::kDemo, "DescribeEntity",
        Describe("pg_catalog.pg_authid"), kInvalid, "unknown entity"},
