@@ -46,8 +46,8 @@
 namespace rowgate::service {
 
 // Limits on what one client can make the transport hold (gRPC 1.51 core
-// settings; README "Limits" lists each with what a client sees). 0 means
-// gRPC's own default where noted.
+// settings; README "Limits" lists each with what a client sees).
+// gRPC 1.51 offers no limit on the number of connections.
 struct TransportOptions {
   // Largest request message accepted (RESOURCE_EXHAUSTED beyond it) and
   // largest response sent (RESOURCE_EXHAUSTED to the caller beyond it).
@@ -60,9 +60,10 @@ struct TransportOptions {
   // Largest request header list (HTTP/2 header list size); larger requests
   // are refused.
   int max_metadata_bytes = 8 << 10;
-  // No grpc::ResourceQuota: with gRPC 1.51 a 32 MB quota was measured not
-  // to bound the memory of header-only floods or rapid reset (README
-  // "Hostile clients"), so rowgate does not claim one.
+  // (No grpc::ResourceQuota: with gRPC 1.51 a 32 MB quota was measured not
+  // to bound the memory of header-only floods or rapid reset, README
+  // "Hostile clients", so rowgate does not claim one.)
+
   // Server keepalive: ping an idle connection after keepalive_time, close it
   // if no answer within keepalive_timeout.
   absl::Duration keepalive_time = absl::Minutes(1);
