@@ -55,6 +55,14 @@ ABSL_FLAG(int, health_check_interval_ms, 1000,
           "reachable.");
 ABSL_FLAG(int, shutdown_grace_s, 10,
           "Seconds in-flight calls get to finish on SIGTERM/SIGINT.");
+ABSL_FLAG(int, db_connect_timeout_s, 5,
+          "Seconds one attempt to connect to PostgreSQL may take (libpq's "
+          "connect_timeout; at least 2), unless --database_url sets "
+          "connect_timeout itself.");
+ABSL_FLAG(int, statement_timeout_ms, 30000,
+          "Longest one statement may run in PostgreSQL, lock waits included "
+          "(statement_timeout per session); 0: bounded only by the caller's "
+          "deadline.");
 ABSL_FLAG(int, startup_timeout_s, 30,
           "Seconds to keep retrying an unreachable PostgreSQL at start.");
 ABSL_FLAG(std::string, metrics_listen, "",
@@ -152,6 +160,10 @@ int main(int argc, char** argv) {
       absl::Milliseconds(absl::GetFlag(FLAGS_health_check_interval_ms));
   options.startup_timeout =
       absl::Seconds(absl::GetFlag(FLAGS_startup_timeout_s));
+  options.db_timeouts.connect =
+      absl::Seconds(absl::GetFlag(FLAGS_db_connect_timeout_s));
+  options.db_timeouts.statement =
+      absl::Milliseconds(absl::GetFlag(FLAGS_statement_timeout_ms));
   options.data.max_keys_per_request = absl::GetFlag(FLAGS_max_keys_per_request);
   options.data.page_size_cap = absl::GetFlag(FLAGS_page_size_cap);
   options.data.memory_backend = absl::GetFlag(FLAGS_bench_memory_backend);
@@ -170,6 +182,17 @@ int main(int argc, char** argv) {
   if (options.pool_size < 1) Fail("--pool_size must be at least 1");
   if (absl::GetFlag(FLAGS_health_check_interval_ms) < 10) {
     Fail("--health_check_interval_ms must be at least 10");
+  }
+  if (absl::GetFlag(FLAGS_db_connect_timeout_s) < 2 ||
+      absl::GetFlag(FLAGS_db_connect_timeout_s) > 3600) {
+    Fail("--db_connect_timeout_s must be between 2 and 3600");
+  }
+  if (absl::GetFlag(FLAGS_statement_timeout_ms) < 0 ||
+      absl::GetFlag(FLAGS_statement_timeout_ms) > 86400000) {
+    Fail("--statement_timeout_ms must be between 0 and 86400000");
+  }
+  if (absl::GetFlag(FLAGS_shutdown_grace_s) < 0) {
+    Fail("--shutdown_grace_s must not be negative");
   }
   if (options.data.max_keys_per_request < 1)
     Fail("--max_keys_per_request must be at least 1");
