@@ -274,6 +274,10 @@ absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
     return absl::DeadlineExceededError(
         "the caller's deadline passed before the statement was sent");
   }
+  {
+    std::lock_guard<std::mutex> lock(interrupt_mu_);
+    if (interrupted_) return ShuttingDown();
+  }
   if (absl::Status s = EnsureConnected(); !s.ok()) return s;
   // Two bounds. At the caller's deadline the server is asked to cancel the
   // statement (the connection stays usable); PostgreSQL's statement_timeout

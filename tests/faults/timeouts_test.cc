@@ -13,6 +13,8 @@
 
 #include <atomic>
 #include <iostream>
+#include <memory>
+#include <pqxx/pqxx>
 #include <thread>
 #include <vector>
 
@@ -78,6 +80,29 @@ TEST(TimeoutsTest, StartupAgainstASilentDatabaseFailsWithinTheConnectTimeout) {
       << server->OutputTail();
   EXPECT_THAT(server->OutputTail(),
               HasSubstr("did not answer within the connect timeout (2s)"));
+}
+
+// A statement blocked in PostgreSQL (a lock held elsewhere) for a call
+// with a long deadline of its own ends at --statement_timeout_ms, as
+// DEADLINE_EXCEEDED saying why, and the connection serves the next call.
+TEST(TimeoutsTest, StatementTimeoutEndsABlockedStatement) {
+  auto server =
+      RowgateProcess::Start({"--pool_size=1", "--statement_timeout_ms=300"});
+  ASSERT_NE(server, nullptr);
+  Client client(server->NewChannel());
+  pqxx::connection admin(testing::TestDatabaseUrl());
+  auto lock = std::make_unique<pqxx::work>(admin);
+  lock->exec("LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
+  v1::BatchGetResponse response;
+  auto context = e2e::NewContext(absl::Seconds(30));
+  const grpc::Status blocked = client.data()->BatchGet(
+      context.get(), e2e::BatchGetRequest("users", {e2e::Int(1)}), &response);
+  const grpc::Status other = client.BatchGet(
+      e2e::BatchGetRequest("grouptypes", {e2e::Int(11)}), &response);
+  lock->commit();
+  EXPECT_EQ(blocked.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_THAT(blocked.error_message(), HasSubstr("statement timeout (300ms)"));
+  EXPECT_TRUE(other.ok()) << other.error_message();
 }
 
 struct Answer {
