@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 PG := deploy/local/pg.sh
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build run test test-faults tsan bench clean
+.PHONY: all deps build run test test-faults test-hostile tsan bench clean
 
 all: build
 
@@ -31,6 +31,14 @@ test: build
 # (tests/faults/run.sh).
 test-faults: build
 	@bash tests/faults/run.sh $(BUILD_DIR) $(CTEST_ARGS)
+
+# Hostile HTTP/2 clients against a real rowgate at full size (README
+# "Hostile clients"): reports RSS and a good client's BatchGet latency per
+# scenario. HOSTILE_ARGS adds options, e.g. HOSTILE_ARGS="--scenarios a,c".
+test-hostile: build
+	@bash deploy/local/with-pg.sh rowgate_test \
+	  /usr/bin/python3 tests/hostile/h2_flood.py --rowgate $(BUILD_DIR)/rowgate \
+	  --json $(BUILD_DIR)/hostile.json $(HOSTILE_ARGS)
 
 # The loader's tests under ThreadSanitizer, in a build directory of their own.
 tsan: deps

@@ -2,6 +2,8 @@
 
 #include <grpcpp/health_check_service_interface.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -29,6 +31,39 @@ absl::StatusOr<std::shared_ptr<const storage::Catalog>> LoadCatalog(
     Log(LogLevel::kWarning, "PostgreSQL unreachable; retrying",
         {{"error", std::string(catalog.status().message())}});
     absl::SleepFor(absl::Seconds(1));
+  }
+}
+
+// What one client may make the transport hold. Without these a single
+// connection could open 20,000 streams (~23 KB of gRPC state each).
+void ApplyTransportLimits(const TransportOptions& t,
+                          grpc::ServerBuilder& builder) {
+  auto ms = [](absl::Duration d) {
+    return static_cast<int>(
+        std::min<int64_t>(absl::ToInt64Milliseconds(d), INT32_MAX));
+  };
+  builder.SetMaxReceiveMessageSize(t.max_receive_message_bytes);
+  builder.SetMaxSendMessageSize(t.max_send_message_bytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             t.max_concurrent_streams);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, t.max_metadata_bytes);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, ms(t.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             ms(t.keepalive_timeout));
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+      ms(t.min_ping_interval));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES,
+                             t.max_ping_strikes);
+  if (t.max_connection_idle > absl::ZeroDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                               ms(t.max_connection_idle));
+  }
+  if (t.max_connection_age > absl::ZeroDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               ms(t.max_connection_age));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               ms(t.max_connection_age_grace));
   }
 }
 
@@ -85,6 +120,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   // gRPC sets SO_REUSEPORT by default, which lets a second rowgate bind the
   // same port and silently take half the traffic. A taken port must fail.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  ApplyTransportLimits(options.transport, builder);
   // One or more addresses: host:port for TCP, unix:/path for a unix socket
   // (the natural transport between containers of one pod).
   std::vector<std::string> addresses =

@@ -41,6 +41,40 @@
 
 namespace rowgate::service {
 
+// Limits on what one client can make the transport hold (gRPC 1.51 core
+// settings; README "Limits" lists each with what a client sees). 0 means
+// gRPC's own default where noted.
+struct TransportOptions {
+  // Largest request message accepted (RESOURCE_EXHAUSTED beyond it) and
+  // largest response sent (RESOURCE_EXHAUSTED to the caller beyond it).
+  int max_receive_message_bytes = 4 << 20;
+  int max_send_message_bytes = 16 << 20;
+  // SETTINGS_MAX_CONCURRENT_STREAMS: calls open at once on one connection.
+  // gRPC clients queue beyond it; a peer that opens more after acknowledging
+  // the setting has its connection closed by gRPC 1.51.
+  int max_concurrent_streams = 100;
+  // Largest request header list (HTTP/2 header list size); larger requests
+  // are refused.
+  int max_metadata_bytes = 8 << 10;
+  // No grpc::ResourceQuota: with gRPC 1.51 a 32 MB quota was measured not
+  // to bound the memory of header-only floods or rapid reset (README
+  // "Hostile clients"), so rowgate does not claim one.
+  // Server keepalive: ping an idle connection after keepalive_time, close it
+  // if no answer within keepalive_timeout.
+  absl::Duration keepalive_time = absl::Minutes(1);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  // Client pings: at most one per min_ping_interval without data; the
+  // connection is closed (GOAWAY ENHANCE_YOUR_CALM) after max_ping_strikes
+  // pings faster than that.
+  absl::Duration min_ping_interval = absl::Seconds(10);
+  int max_ping_strikes = 2;
+  // Close connections with no call for this long / older than this (after
+  // a GOAWAY and a grace for calls in flight). Zero: never.
+  absl::Duration max_connection_idle = absl::ZeroDuration();
+  absl::Duration max_connection_age = absl::ZeroDuration();
+  absl::Duration max_connection_age_grace = absl::Seconds(30);
+};
+
 struct ServerOptions {
   // host:port for the Prometheus endpoint (/metrics); empty: off.
   std::string metrics_listen;
@@ -56,6 +90,7 @@ struct ServerOptions {
   absl::Duration startup_timeout = absl::Seconds(30);
   DataServiceOptions data;
   loader::Loader::Options loader;
+  TransportOptions transport;
 };
 
 class Server {

@@ -145,6 +145,29 @@ absl::Time Later(absl::Time t, absl::Duration d) {
   return t == absl::InfiniteFuture() ? t : t + d;
 }
 
+// The error's SQLSTATE. libpqxx 6.4 throws some of its sql_error subclasses
+// without one (e.g. insufficient_privilege): the class tells the code's
+// class, most specific first.
+std::string SqlStateOf(const pqxx::sql_error& e) {
+  if (!e.sqlstate().empty()) return e.sqlstate();
+  if (dynamic_cast<const pqxx::insufficient_privilege*>(&e)) return "42501";
+  if (dynamic_cast<const pqxx::undefined_column*>(&e)) return "42703";
+  if (dynamic_cast<const pqxx::undefined_function*>(&e)) return "42883";
+  if (dynamic_cast<const pqxx::undefined_table*>(&e)) return "42P01";
+  if (dynamic_cast<const pqxx::syntax_error*>(&e)) return "42601";
+  if (dynamic_cast<const pqxx::unique_violation*>(&e)) return "23505";
+  if (dynamic_cast<const pqxx::foreign_key_violation*>(&e)) return "23503";
+  if (dynamic_cast<const pqxx::not_null_violation*>(&e)) return "23502";
+  if (dynamic_cast<const pqxx::check_violation*>(&e)) return "23514";
+  if (dynamic_cast<const pqxx::integrity_constraint_violation*>(&e)) {
+    return "23000";
+  }
+  if (dynamic_cast<const pqxx::data_exception*>(&e)) return "22000";
+  if (dynamic_cast<const pqxx::feature_not_supported*>(&e)) return "0A000";
+  if (dynamic_cast<const pqxx::insufficient_resources*>(&e)) return "53000";
+  return "";
+}
+
 }  // namespace
 
 std::array<uint64_t, 17> DatabaseErrorCounts() {
@@ -239,13 +262,13 @@ absl::Status Connection::EnsureConnected() {
   } catch (const std::exception& e) {
     // libpq's connection errors name the host and socket, never a password.
     const absl::Duration took = absl::Now() - start;
-    return absl::UnavailableError(absl::StrCat(
-        took >= timeouts_.connect
-            ? absl::StrCat("PostgreSQL did not answer within the connect "
-                           "timeout (",
-                           absl::FormatDuration(timeouts_.connect), "): ")
-            : "cannot connect to PostgreSQL: ",
-        absl::StripAsciiWhitespace(e.what())));
+    if (took >= timeouts_.connect) {
+      return absl::UnavailableError(
+          absl::StrCat("PostgreSQL did not answer within the connect timeout (",
+                       absl::FormatDuration(timeouts_.connect),
+                       "): ", absl::StripAsciiWhitespace(e.what())));
+    }
+    return ConnectFailureStatus(e.what());
   }
 }
 
@@ -352,11 +375,12 @@ absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
                      absl::StripAsciiWhitespace(e.what())));
   } catch (const pqxx::sql_error& e) {
     const bool cut = disarm();
-    if (cut || abandon || SqlStateBreaksConnection(e.sqlstate()) ||
+    const std::string sqlstate = SqlStateOf(e);
+    if (cut || abandon || SqlStateBreaksConnection(sqlstate) ||
         !state_->conn->is_open()) {
       drop_connection();
     }
-    if (e.sqlstate() == "57014") {
+    if (sqlstate == "57014") {
       if (cancelled) {
         return absl::DeadlineExceededError(
             "the statement was cancelled in PostgreSQL: the caller's "
@@ -369,7 +393,7 @@ absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
             absl::FormatDuration(timeouts_.statement), ")"));
       }
     }
-    return StatusFromSqlState(e.sqlstate(), e.what());
+    return StatusFromSqlState(sqlstate, e.what());
   } catch (const std::exception& e) {
     disarm();
     // E.g. pqxx::usage_error or in_doubt_error: drop the connection rather
