@@ -1,5 +1,8 @@
 #include "service/data_service.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 #include <deque>
 #include <utility>
 
@@ -294,6 +297,51 @@ void RunOnWorker(storage::WorkerPool& pool,
   if (!queued.ok()) call->Reply(queued);
 }
 
+// A message's deterministic serialization (map entries sorted), so equal
+// requests give equal bytes for the request log's fingerprint.
+template <typename Message>
+std::string DeterministicBytes(const Message& message) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializeToCodedStream(&coded);
+  }
+  return out;
+}
+
+// Runs `write(conn)`, which fills `*response`. Without a request_id, just
+// that (single autocommit statements, as fast as ever); with one, through
+// the request log: at most once per id, a retry answered verbatim from the
+// log (see storage/request_log.h). Blocks: for worker lambdas only.
+template <typename Request, typename Response, typename Write>
+absl::Status WriteOnce(const storage::RequestLog* log,
+                       storage::Connection& conn, absl::string_view method,
+                       const Request& request, Response* response,
+                       Write write) {
+  if (request.request_id().empty()) return write(conn);
+  if (log == nullptr) {
+    return absl::FailedPreconditionError(
+        "request_id is not supported by this server (no request log)");
+  }
+  Request unkeyed = request;
+  unkeyed.clear_request_id();
+  absl::StatusOr<storage::RequestLog::Outcome> outcome =
+      log->Run(conn, request.request_id(), method, DeterministicBytes(unkeyed),
+               [&](storage::Connection& c) -> absl::StatusOr<std::string> {
+                 if (absl::Status s = write(c); !s.ok()) return s;
+                 return DeterministicBytes(*response);
+               });
+  if (!outcome.ok()) return outcome.status();
+  if (outcome->replayed && !response->ParseFromString(outcome->response)) {
+    return absl::InternalError(
+        absl::StrCat("the stored answer for request_id of this ", method,
+                     " does not parse"));
+  }
+  return absl::OkStatus();
+}
+
 // Parses the raw request into a call and, when it parses, runs `handle`
 // (which ends in call->Reply()); an unparseable one was answered already.
 template <typename Request, typename Response, typename Handle>
@@ -503,18 +551,28 @@ void DataServiceImpl::HandleInsert(
     if (!values.ok()) return call->Reply(values.status());
     rows.push_back(std::move(*values));
   }
-  RunOnWorker(*pool_, context, call,
-              [entity = *entity, rows = std::move(rows),
-               response](storage::Connection& conn) -> absl::Status {
-                absl::StatusOr<std::vector<storage::Row>> stored =
-                    storage::InsertRows(conn, *entity, rows);
-                if (!stored.ok()) return stored.status();
-                const std::vector<int> all = AllColumns(*entity);
-                for (const storage::Row& row : *stored) {
-                  RowToProto(*entity, row, all, response->add_rows());
-                }
-                return absl::OkStatus();
-              });
+  if (absl::Status s =
+          storage::RequestLog::CheckRequestId(request->request_id());
+      !s.ok()) {
+    return call->Reply(s);
+  }
+  RunOnWorker(
+      *pool_, context, call,
+      [log = options_.request_log, entity = *entity, rows = std::move(rows),
+       request, response](storage::Connection& conn) -> absl::Status {
+        return WriteOnce(log, conn, "Insert", *request, response,
+                         [&](storage::Connection& c) -> absl::Status {
+                           absl::StatusOr<std::vector<storage::Row>> stored =
+                               storage::InsertRows(c, *entity, rows);
+                           if (!stored.ok()) return stored.status();
+                           const std::vector<int> all = AllColumns(*entity);
+                           for (const storage::Row& row : *stored) {
+                             RowToProto(*entity, row, all,
+                                        response->add_rows());
+                           }
+                           return absl::OkStatus();
+                         });
+      });
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::Update(
@@ -540,15 +598,25 @@ void DataServiceImpl::HandleUpdate(
   absl::StatusOr<storage::ColumnValues> values =
       RowFromProto(**entity, request->row(), options_.max_value_bytes);
   if (!values.ok()) return call->Reply(values.status());
+  if (absl::Status s =
+          storage::RequestLog::CheckRequestId(request->request_id());
+      !s.ok()) {
+    return call->Reply(s);
+  }
   RunOnWorker(*pool_, context, call,
-              [entity = *entity, values = std::move(*values),
+              [log = options_.request_log, entity = *entity,
+               values = std::move(*values), request,
                response](storage::Connection& conn) -> absl::Status {
-                absl::StatusOr<storage::Row> row =
-                    storage::UpdateRow(conn, *entity, values);
-                if (!row.ok()) return row.status();
-                RowToProto(*entity, *row, AllColumns(*entity),
-                           response->mutable_row());
-                return absl::OkStatus();
+                return WriteOnce(log, conn, "Update", *request, response,
+                                 [&](storage::Connection& c) -> absl::Status {
+                                   absl::StatusOr<storage::Row> row =
+                                       storage::UpdateRow(c, *entity, values);
+                                   if (!row.ok()) return row.status();
+                                   RowToProto(*entity, *row,
+                                              AllColumns(*entity),
+                                              response->mutable_row());
+                                   return absl::OkStatus();
+                                 });
               });
 }
 
@@ -593,18 +661,27 @@ void DataServiceImpl::HandleDelete(
     if (!value.ok()) return call->Reply(value.status());
     expected = std::move(*value);
   }
-  RunOnWorker(*pool_, context, call,
-              [entity = *entity, keys = std::move(keys), expected, request,
-               response](storage::Connection& conn) -> absl::Status {
-                absl::StatusOr<std::vector<bool>> deleted =
-                    storage::DeleteRows(conn, *entity, keys, expected);
-                if (!deleted.ok()) return deleted.status();
-                for (size_t i = 0; i < deleted->size(); ++i) {
-                  if ((*deleted)[i])
-                    *response->add_deleted_keys() = request->keys(i);
-                }
-                return absl::OkStatus();
-              });
+  if (absl::Status s =
+          storage::RequestLog::CheckRequestId(request->request_id());
+      !s.ok()) {
+    return call->Reply(s);
+  }
+  RunOnWorker(
+      *pool_, context, call,
+      [log = options_.request_log, entity = *entity, keys = std::move(keys),
+       expected, request, response](storage::Connection& conn) -> absl::Status {
+        return WriteOnce(log, conn, "Delete", *request, response,
+                         [&](storage::Connection& c) -> absl::Status {
+                           absl::StatusOr<std::vector<bool>> deleted =
+                               storage::DeleteRows(c, *entity, keys, expected);
+                           if (!deleted.ok()) return deleted.status();
+                           for (size_t i = 0; i < deleted->size(); ++i) {
+                             if ((*deleted)[i])
+                               *response->add_deleted_keys() = request->keys(i);
+                           }
+                           return absl::OkStatus();
+                         });
+      });
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::Page(

@@ -19,6 +19,7 @@
 #include "rowgate/v1/rowgate.grpc.pb.h"
 #include "service/raw_call.h"
 #include "storage/catalog.h"
+#include "storage/request_log.h"
 #include "storage/worker_pool.h"
 
 namespace rowgate::service {
@@ -37,6 +38,9 @@ struct DataServiceOptions {
   // in memory (keys 1..memory_backend_rows exist), never touching a database.
   bool memory_backend = false;
   int64_t memory_backend_rows = 1000000;
+  // Where Insert/Update/Delete with a request_id are deduplicated (must
+  // outlive the service); null: such writes answer FAILED_PRECONDITION.
+  const storage::RequestLog* request_log = nullptr;
 };
 
 // A BatchGet request checked against the catalog, ready for the loader.

@@ -71,6 +71,10 @@ ABSL_FLAG(int, statement_timeout_ms, 30000,
           "deadline.");
 ABSL_FLAG(int, startup_timeout_s, 30,
           "Seconds to keep retrying an unreachable PostgreSQL at start.");
+ABSL_FLAG(int, request_id_retention_s, 86400,
+          "Seconds a write's request_id is remembered: a retry with the "
+          "same id within it returns the first answer. Expired ids are "
+          "purged in the background.");
 ABSL_FLAG(std::string, metrics_listen, "",
           "host:port for Prometheus metrics at /metrics (e.g. "
           "127.0.0.1:9464); empty: off.");
@@ -226,6 +230,37 @@ int main(int argc, char** argv) {
                absl::GetFlag(FLAGS_db_connect_timeout_s), 2, 3600);
   RequireRange("statement_timeout_ms",
                absl::GetFlag(FLAGS_statement_timeout_ms), 0, 86400000);
+  // Up to ten years, so that the retention in seconds stays far from any
+  // overflow in PostgreSQL's interval arithmetic.
+  RequireRange("request_id_retention_s",
+               absl::GetFlag(FLAGS_request_id_retention_s), 1, 315360000);
+  RequireRange("stream_max_inflight", absl::GetFlag(FLAGS_stream_max_inflight),
+               1, 1000000);
+  RequireRange("max_receive_message_bytes",
+               absl::GetFlag(FLAGS_max_receive_message_bytes), 1024, 1 << 30);
+  RequireRange("max_send_message_bytes",
+               absl::GetFlag(FLAGS_max_send_message_bytes), 1024, 1 << 30);
+  RequireRange("max_concurrent_streams",
+               absl::GetFlag(FLAGS_max_concurrent_streams), 1, 100000);
+  RequireRange("max_metadata_bytes", absl::GetFlag(FLAGS_max_metadata_bytes),
+               1024, 1 << 24);
+  RequireRange("keepalive_time_s", absl::GetFlag(FLAGS_keepalive_time_s), 1,
+               86400);
+  RequireRange("keepalive_timeout_s", absl::GetFlag(FLAGS_keepalive_timeout_s),
+               1, 3600);
+  RequireRange("min_client_ping_interval_s",
+               absl::GetFlag(FLAGS_min_client_ping_interval_s), 0, 86400);
+  RequireRange("max_ping_strikes", absl::GetFlag(FLAGS_max_ping_strikes), 0,
+               1000);
+  // Passed to gRPC in milliseconds as an int: at most ~24 days.
+  RequireRange("max_connection_idle_s",
+               absl::GetFlag(FLAGS_max_connection_idle_s), 0, 2000000);
+  RequireRange("max_connection_age_s",
+               absl::GetFlag(FLAGS_max_connection_age_s), 0, 2000000);
+  RequireRange("max_connection_age_grace_s",
+               absl::GetFlag(FLAGS_max_connection_age_grace_s), 0, 86400);
+  RequireRange("malloc_trim_interval_s",
+               absl::GetFlag(FLAGS_malloc_trim_interval_s), 0, 3600);
 
   rowgate::service::ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
@@ -242,53 +277,35 @@ int main(int argc, char** argv) {
       absl::Seconds(absl::GetFlag(FLAGS_db_connect_timeout_s));
   options.db_timeouts.statement =
       absl::Milliseconds(absl::GetFlag(FLAGS_statement_timeout_ms));
+  options.request_id_retention =
+      absl::Seconds(absl::GetFlag(FLAGS_request_id_retention_s));
   options.data.max_keys_per_request = absl::GetFlag(FLAGS_max_keys_per_request);
   options.data.page_size_cap = absl::GetFlag(FLAGS_page_size_cap);
   options.data.max_filters_per_page = absl::GetFlag(FLAGS_max_filters_per_page);
   options.data.max_in_values = absl::GetFlag(FLAGS_max_in_values);
   options.data.max_value_bytes = absl::GetFlag(FLAGS_max_value_bytes);
   options.data.memory_backend = absl::GetFlag(FLAGS_bench_memory_backend);
-  if (absl::GetFlag(FLAGS_stream_max_inflight) < 1)
-    Fail("--stream_max_inflight must be at least 1");
   options.data.max_inflight_per_stream =
       absl::GetFlag(FLAGS_stream_max_inflight);
   {
     rowgate::service::TransportOptions& t = options.transport;
-    auto at_least = [](const char* name, int value, int min) {
-      if (value < min)
-        Fail(absl::StrCat("--", name, " must be at least ", min));
-      return value;
-    };
     t.max_receive_message_bytes =
-        at_least("max_receive_message_bytes",
-                 absl::GetFlag(FLAGS_max_receive_message_bytes), 1024);
-    t.max_send_message_bytes =
-        at_least("max_send_message_bytes",
-                 absl::GetFlag(FLAGS_max_send_message_bytes), 1024);
-    t.max_concurrent_streams =
-        at_least("max_concurrent_streams",
-                 absl::GetFlag(FLAGS_max_concurrent_streams), 1);
-    t.max_metadata_bytes = at_least(
-        "max_metadata_bytes", absl::GetFlag(FLAGS_max_metadata_bytes), 1024);
-    t.keepalive_time = absl::Seconds(
-        at_least("keepalive_time_s", absl::GetFlag(FLAGS_keepalive_time_s), 1));
-    t.keepalive_timeout = absl::Seconds(at_least(
-        "keepalive_timeout_s", absl::GetFlag(FLAGS_keepalive_timeout_s), 1));
-    t.min_ping_interval = absl::Seconds(
-        at_least("min_client_ping_interval_s",
-                 absl::GetFlag(FLAGS_min_client_ping_interval_s), 0));
-    t.max_ping_strikes =
-        at_least("max_ping_strikes", absl::GetFlag(FLAGS_max_ping_strikes), 0);
+        absl::GetFlag(FLAGS_max_receive_message_bytes);
+    t.max_send_message_bytes = absl::GetFlag(FLAGS_max_send_message_bytes);
+    t.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+    t.max_metadata_bytes = absl::GetFlag(FLAGS_max_metadata_bytes);
+    t.keepalive_time = absl::Seconds(absl::GetFlag(FLAGS_keepalive_time_s));
+    t.keepalive_timeout =
+        absl::Seconds(absl::GetFlag(FLAGS_keepalive_timeout_s));
+    t.min_ping_interval =
+        absl::Seconds(absl::GetFlag(FLAGS_min_client_ping_interval_s));
+    t.max_ping_strikes = absl::GetFlag(FLAGS_max_ping_strikes);
     t.max_connection_idle =
-        absl::Seconds(at_least("max_connection_idle_s",
-                               absl::GetFlag(FLAGS_max_connection_idle_s), 0));
-    t.max_connection_age = absl::Seconds(at_least(
-        "max_connection_age_s", absl::GetFlag(FLAGS_max_connection_age_s), 0));
-    at_least("malloc_trim_interval_s",
-             absl::GetFlag(FLAGS_malloc_trim_interval_s), 0);
-    t.max_connection_age_grace = absl::Seconds(
-        at_least("max_connection_age_grace_s",
-                 absl::GetFlag(FLAGS_max_connection_age_grace_s), 0));
+        absl::Seconds(absl::GetFlag(FLAGS_max_connection_idle_s));
+    t.max_connection_age =
+        absl::Seconds(absl::GetFlag(FLAGS_max_connection_age_s));
+    t.max_connection_age_grace =
+        absl::Seconds(absl::GetFlag(FLAGS_max_connection_age_grace_s));
   }
   options.loader.merge = absl::GetFlag(FLAGS_loader_merge);
   options.loader.max_keys_per_query =

@@ -78,6 +78,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
       return absl::InvalidArgumentError(
           "no database: set --database_url or DATABASE_URL");
     }
+    if (options.schema == storage::RequestLog::kDefaultSchema) {
+      // The catalog would serve the request log as an entity.
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--schema must not be \"", storage::RequestLog::kDefaultSchema,
+          "\": that schema holds rowgate's request log"));
+    }
     absl::StatusOr<std::shared_ptr<const storage::Catalog>> catalog =
         LoadCatalog(options);
     if (!catalog.ok()) {
@@ -90,6 +96,33 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
     for (const std::string& skipped : server->catalog_->skipped()) {
       Log(LogLevel::kWarning, "table not served", {{"reason", skipped}});
     }
+    server->request_log_ = std::make_unique<storage::RequestLog>();
+    {
+      storage::Connection conn(options.database_url, nullptr,
+                               options.db_timeouts);
+      if (absl::Status s = server->request_log_->EnsureTable(conn); !s.ok()) {
+        Log(LogLevel::kWarning,
+            "request log unavailable: writes with a request_id will answer "
+            "FAILED_PRECONDITION",
+            {{"error", std::string(s.message())}});
+      }
+    }
+    options.data.request_log = server->request_log_.get();
+    server->request_log_purger_ = std::make_unique<storage::RequestLogPurger>(
+        *server->request_log_,
+        storage::RequestLogPurger::Options{
+            .database_url = options.database_url,
+            .retention = options.request_id_retention,
+            .interval = storage::RequestLogPurger::IntervalFor(
+                options.request_id_retention),
+            .on_change = [](const absl::Status& status) {
+              if (status.ok()) {
+                Log(LogLevel::kInfo, "request log purge works again");
+              } else {
+                Log(LogLevel::kWarning, "request log purge failed",
+                    {{"error", std::string(status.message())}});
+              }
+            }});
     server->pool_ = std::make_unique<storage::WorkerPool>(
         storage::WorkerPool::Options{.database_url = options.database_url,
                                      .size = options.pool_size,
@@ -328,6 +361,7 @@ void Server::Shutdown(absl::Duration grace) {
   // still running at the end of the grace period are cut off.
   if (pool_) pool_->Shutdown(done_by);
   if (health_thread_.joinable()) health_thread_.join();
+  request_log_purger_.reset();
   if (loader_) {
     Log(LogLevel::kInfo, "loader stats",
         {{"stats", loader_->Stats().ToString()}});

@@ -8,6 +8,11 @@
 // its own, never one per probe) reaches PostgreSQL; NOT_SERVING while it
 // cannot, and from the start of Shutdown().
 //
+// Request ids (idempotent writes): Create() makes sure rowgate.request_log
+// exists (a warning, not a failure, when the database user may not create
+// it: only writes that carry a request_id are refused then), and a purger
+// thread of its own deletes ids older than request_id_retention.
+//
 // Create() blocks until the catalog is read (retrying while PostgreSQL is
 // unreachable, up to startup_timeout plus one connect timeout) and the
 // server listens. Shutdown() may
@@ -37,13 +42,14 @@
 #include "service/reflection_service.h"
 #include "storage/catalog.h"
 #include "storage/conninfo.h"
+#include "storage/request_log.h"
 #include "storage/worker_pool.h"
 
 namespace rowgate::service {
 
 // Limits on what one client can make the transport hold (gRPC 1.51 core
-// settings; README "Limits" lists each with what a client sees). 0 means
-// gRPC's own default where noted.
+// settings; README "Limits" lists each with what a client sees).
+// gRPC 1.51 offers no limit on the number of connections.
 struct TransportOptions {
   // Largest request message accepted (RESOURCE_EXHAUSTED beyond it) and
   // largest response sent (RESOURCE_EXHAUSTED to the caller beyond it).
@@ -56,9 +62,10 @@ struct TransportOptions {
   // Largest request header list (HTTP/2 header list size); larger requests
   // are refused.
   int max_metadata_bytes = 8 << 10;
-  // No grpc::ResourceQuota: with gRPC 1.51 a 32 MB quota was measured not
-  // to bound the memory of header-only floods or rapid reset (README
-  // "Hostile clients"), so rowgate does not claim one.
+  // (No grpc::ResourceQuota: with gRPC 1.51 a 32 MB quota was measured not
+  // to bound the memory of header-only floods or rapid reset, README
+  // "Hostile clients", so rowgate does not claim one.)
+
   // Server keepalive: ping an idle connection after keepalive_time, close it
   // if no answer within keepalive_timeout.
   absl::Duration keepalive_time = absl::Minutes(1);
@@ -88,6 +95,9 @@ struct ServerOptions {
   // Bounds on connecting to PostgreSQL and on each statement.
   storage::DatabaseTimeouts db_timeouts;
   absl::Duration startup_timeout = absl::Seconds(30);
+  // How long a request_id is remembered (at least; the purge runs every
+  // tenth of it, at most every minute).
+  absl::Duration request_id_retention = absl::Hours(24);
   DataServiceOptions data;
   loader::Loader::Options loader;
   TransportOptions transport;
@@ -124,6 +134,8 @@ class Server {
   // first, the pool (after an explicit drain in Shutdown) last.
   std::unique_ptr<storage::WorkerPool> pool_;
   std::shared_ptr<const storage::Catalog> catalog_;
+  std::unique_ptr<storage::RequestLog> request_log_;
+  std::unique_ptr<storage::RequestLogPurger> request_log_purger_;
   std::unique_ptr<loader::PoolBatchExecutor> executor_;
   std::unique_ptr<loader::Loader> loader_;
   std::unique_ptr<DataServiceImpl> data_service_;

@@ -168,6 +168,17 @@ std::string SqlStateOf(const pqxx::sql_error& e) {
   return "";
 }
 
+// The SQLSTATE of a transaction rollback, which libpqxx 6.4 reports as an
+// exception class only.
+std::string RollbackSqlState(const pqxx::transaction_rollback& e) {
+  if (dynamic_cast<const pqxx::serialization_failure*>(&e)) return "40001";
+  if (dynamic_cast<const pqxx::deadlock_detected*>(&e)) return "40P01";
+  if (dynamic_cast<const pqxx::statement_completion_unknown*>(&e)) {
+    return "40003";
+  }
+  return "40000";
+}
+
 }  // namespace
 
 std::array<uint64_t, 17> DatabaseErrorCounts() {
@@ -231,6 +242,11 @@ Connection::~Connection() = default;
 
 int Connection::backend_pid() const {
   return state_->conn ? state_->conn->backendpid() : 0;
+}
+
+void Connection::Disconnect() {
+  state_->conn.reset();
+  state_->prepared.clear();
 }
 
 absl::Status Connection::EnsureConnected() {
@@ -394,6 +410,12 @@ absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
       }
     }
     return StatusFromSqlState(sqlstate, e.what());
+  } catch (const pqxx::transaction_rollback& e) {
+    // libpqxx 6.4 derives these from pqxx::failure, not sql_error: without
+    // this they fell through to INTERNAL and dropped a healthy connection,
+    // where the caller should be told to retry (ABORTED, SQLSTATE class 40).
+    if (disarm() || abandon) drop_connection();
+    return StatusFromSqlState(RollbackSqlState(e), e.what());
   } catch (const std::exception& e) {
     disarm();
     // E.g. pqxx::usage_error or in_doubt_error: drop the connection rather

@@ -5,7 +5,8 @@
 // rowgate. Each distinct statement text is prepared once per connection (up
 // to a bound; rarer shapes then run unprepared). Every statement runs in
 // autocommit mode: rowgate's writes are single statements, atomic by
-// themselves, and a lookup costs one round trip.
+// themselves, and a lookup costs one round trip. (RequestLog, for writes
+// with a request id, sends BEGIN/COMMIT as statements of their own.)
 //
 // Not thread-safe: libpqxx's rule is one thread per connection at a time.
 // WorkerPool gives each of its threads a Connection of its own. Interrupt()
@@ -19,6 +20,7 @@
 #ifndef ROWGATE_STORAGE_CONNECTION_H_
 #define ROWGATE_STORAGE_CONNECTION_H_
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -97,6 +99,13 @@ class Connection {
   // A bound on every deadline from now on, whatever set_deadline says (the
   // pool's drain at shutdown). InfiniteFuture: none.
   void set_deadline_cap(absl::Time cap) { deadline_cap_ = cap; }
+
+  // The deadline statements honour now (set_deadline's, within the cap).
+  absl::Time deadline() const { return std::min(deadline_, deadline_cap_); }
+
+  // Closes the connection (the next statement reconnects), e.g. when a
+  // transaction could not be rolled back: the server then rolls it back.
+  void Disconnect();
 
   // Connects now if not connected. Blocks, at most timeouts.connect plus
   // timeouts.cancel_grace.

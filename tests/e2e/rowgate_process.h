@@ -71,7 +71,8 @@ class RowgateProcess {
   // after Signal); nullopt if it is still running then.
   std::optional<ExitInfo> WaitForExit(absl::Duration timeout);
 
-  // SIGKILL now and reap: a crash on purpose, not a test failure.
+  // Sends SIGKILL and reaps the child (blocks until it is gone): a crash
+  // with no shutdown at all. Later Stop() and Kill() return this result.
   ExitInfo Kill();
 
   // Sends SIGTERM and waits (blocks) up to 10 s, then sends SIGKILL. Fails

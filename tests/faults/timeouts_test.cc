@@ -95,8 +95,12 @@ TEST(TimeoutsTest, StatementTimeoutEndsABlockedStatement) {
   lock->exec("LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
   v1::BatchGetResponse response;
   auto context = e2e::NewContext(absl::Seconds(30));
+  const absl::Time start = absl::Now();
   const grpc::Status blocked = client.data()->BatchGet(
       context.get(), e2e::BatchGetRequest("users", {e2e::Int(1)}), &response);
+  std::cout << "[ timeouts ] a lookup blocked on a lock ended after "
+            << absl::Now() - start << " (--statement_timeout_ms=300)"
+            << std::endl;
   const grpc::Status other = client.BatchGet(
       e2e::BatchGetRequest("grouptypes", {e2e::Int(11)}), &response);
   lock->commit();

@@ -30,6 +30,8 @@ hostile client would):
      obeys the stream limit but opens many connections
   g  StreamBatchGet on 10 streams, 20,000 one-key requests each, sent
      within the server's flow control, never reading an answer
+  p  ping flood: 100,000 PINGs without data on one connection (the server
+     should answer GOAWAY ENHANCE_YOUR_CALM after --max_ping_strikes)
 
 Every scenario is bounded in count and time. Reported per scenario, from
 /proc/PID/status and /proc/PID/stat: rowgate's peak RSS (VmHWM, and sampled
@@ -230,6 +232,14 @@ def hostile_connection(port, mode, streams, ack_settings, hold_s, deadline_s, me
                     frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", (1 << 30))))
         reader.start()
         reader.settings_seen.wait(5)
+        if mode == "ping":
+            # Ping flood (CVE-2019-9512): `streams` PINGs with no data.
+            for i in range(0, streams, 100):
+                if reader.closed:
+                    break
+                reader.send(b"".join(frame(PING, 0, 0, struct.pack(">Q", i + j)) for j in range(100)))
+                result["pings_sent"] = i + 100
+            streams = 0
         if mode == "noread":
             # `streams` requests on each of 10 streams.
             result["requests_sent"] = send_messages_never_reading(
@@ -355,8 +365,9 @@ SCENARIOS = {
     "e": ("open", 1, 20000, False, 5),
     "f": ("open", 100, 100, True, 5),
     "g": ("noread", 1, 20000, True, 3),
+    "p": ("ping", 1, 100000, True, 3),
 }
-SHORT = {"a": 20000, "b": 20000, "c": 10000, "d": 2000, "e": 20000, "f": 100, "g": 20000}
+SHORT = {"a": 20000, "b": 20000, "c": 10000, "d": 2000, "e": 20000, "f": 100, "g": 20000, "p": 100000}
 DESCRIPTION = {
     "a": "20,000 header-only streams, 1 connection",
     "b": "20,000 header-only streams on each of 2 connections",
@@ -365,6 +376,7 @@ DESCRIPTION = {
     "e": "as a, SETTINGS never acknowledged",
     "f": "100 connections x 100 header-only streams (within the limit)",
     "g": "StreamBatchGet, 10 streams x 20,000 requests, answers never read",
+    "p": "ping flood: 100,000 PINGs without data, 1 connection",
 }
 
 
@@ -419,6 +431,13 @@ def run_scenario(name, args, grpc, pb, pb_grpc, workdir):
         busy_after = round(time.monotonic() - attack_end, 1)
         cpu_total = proc_cpu_seconds(proc.pid) - cpu_start if proc.poll() is None else None
         time.sleep(args.settle_s)
+        if args.check and name in KNOWN_GAPS:
+            # On a loaded machine teardown can take longer: give the memory
+            # up to 30 s more to come back before calling it kept.
+            give_up = time.monotonic() + 30
+            while (proc.poll() is None and time.monotonic() < give_up and
+                   proc_status(proc.pid)["VmRSS"] >= args.rss_limit_mb):
+                time.sleep(0.5)
         good.stop.set()
         good.join(timeout=15)
         alive = proc.poll() is None
@@ -525,6 +544,12 @@ def check(result, args):
         return failures
     if result["rss_peak_mb"] >= args.rss_limit_mb:
         failures.append(f"peak RSS {result['rss_peak_mb']} MB >= {args.rss_limit_mb} MB")
+    if SCENARIOS[name][0] == "ping":
+        for h in result["hostile"]:
+            # The GOAWAY may be lost when the close interrupts our sending.
+            calm = (h.get("goaway") or {}).get("code") == "ENHANCE_YOUR_CALM"
+            if not calm and not h.get("closed_by_server"):
+                failures.append(f"ping flood not stopped: goaway {h.get('goaway')}, connection open")
     if SCENARIOS[name][0] in ("open", "idle"):
         # Beyond the limit the server must push back: RST_STREAM, GOAWAY or
         # the connection closed. A server without a limit keeps them all.
@@ -551,13 +576,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rowgate", required=True)
     parser.add_argument("--database_url", default=os.environ.get("ROWGATE_TEST_DATABASE_URL"))
-    parser.add_argument("--scenarios", default="limits,a,b,c,d,e,f")
+    parser.add_argument("--scenarios", default="limits,a,b,c,d,e,f,g,p")
     parser.add_argument("--short", action="store_true")
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--rss_limit_mb", type=float, default=150)
-    parser.add_argument("--settle_s", type=float, default=7,
-                        help="wait this long after rowgate goes quiet before the 'after' RSS "
-                             "(longer than --malloc_trim_interval_s)")
+    parser.add_argument("--settle_s", type=float, default=12,
+                        help="wait this long after rowgate goes quiet before the 'after' RSS: "
+                             "tearing 20,000 streams down takes ~3 s, then the next "
+                             "--malloc_trim_interval_s tick (5 s) returns the memory")
     parser.add_argument("--deadline_s", type=float, default=30, help="bound on each hostile connection")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("extra", nargs="*", help="flags passed on to rowgate (after --)")
@@ -589,9 +615,10 @@ def main():
                        f"{sum(1 for h in hs if h.get('closed_by_server'))} closed by the server")
         else:
             refused = "; ".join(
-                f"sent {h.get('streams_sent')} streams{' and %s requests' % h['requests_sent'] if 'requests_sent' in h else ''} "
+                f"sent {h.get('streams_sent')} streams{' and %s requests' % h['requests_sent'] if 'requests_sent' in h else ''}"
+                f"{' and %s pings' % h['pings_sent'] if 'pings_sent' in h else ''} "
                 f"(server limit {h.get('server_max_concurrent_streams')}), "
-                f"rst={h.get('rst')}, goaway={h.get('goaway', {}) and h['goaway'].get('code')}, "
+                f"rst={h.get('rst')}, goaway={h.get('goaway') and (h['goaway']['code'], h['goaway']['debug'])}, "
                 f"closed={h.get('closed_by_server')}{' ' + h['error'] if 'error' in h else ''}"
                 for h in result["hostile"])
         print(f"[{name}] {result['what']}\n"

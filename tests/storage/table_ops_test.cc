@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "storage/catalog.h"
 #include "storage/connection.h"
 #include "storage/pg_error.h"
@@ -290,6 +291,29 @@ TEST_F(TableOpsTest, RefusedLoginIsFailedPreconditionWithoutThePassword) {
   EXPECT_NE(result.status().message().find("no_such_role"),
             absl::string_view::npos);
   EXPECT_EQ(result.status().message().find("s3cret"), absl::string_view::npos);
+}
+
+// Serialization failures and deadlocks tell the caller to retry (ABORTED),
+// and the connection stays usable. libpqxx 6.4 throws them outside
+// pqxx::sql_error; they used to come out as INTERNAL.
+TEST_F(TableOpsTest,
+       SerializationFailureAndDeadlockAreAbortedOnTheSameConnection) {
+  auto backend = [&] {
+    auto pid = conn_->Execute("SELECT pg_backend_pid()", {});
+    EXPECT_TRUE(pid.ok()) << pid.status();
+    return pid.ok() ? std::string(pid->text(0, 0)) : std::string();
+  };
+  const std::string before = backend();
+  for (const char* errcode : {"serialization_failure", "deadlock_detected"}) {
+    auto failed = conn_->Execute(
+        absl::StrCat("DO $$BEGIN RAISE EXCEPTION 'forced' USING ERRCODE = '",
+                     errcode, "'; END$$"),
+        {});
+    EXPECT_EQ(failed.status().code(), absl::StatusCode::kAborted)
+        << errcode << ": " << failed.status();
+    EXPECT_EQ(backend(), before)
+        << "the connection was dropped after " << errcode;
+  }
 }
 
 TEST(PgErrorTest, MapsLimitsPrivilegesAndLoginsToTheirCodes) {
