@@ -78,7 +78,8 @@ void StartBatchGet(DataServiceImpl& service,
 // StreamBatchGet: many requests in flight per stream, each answered with its
 // tag as soon as its rows are in; a failed request answers with an error
 // for its tag and the stream goes on. Reading pauses while
-// max_inflight_per_stream requests are in flight (backpressure).
+// max_inflight_per_stream requests are in flight or answered but not yet
+// written (backpressure, also against a client that never reads).
 //
 // Served raw: a message that cannot be parsed has no tag to answer under, so
 // it ends the stream with INVALID_ARGUMENT once the answers already in
@@ -157,6 +158,7 @@ class StreamBatchGetReactor final
       broken_ = true;
       writes_.clear();
     }
+    if (read_paused_) ReadNextLocked();  // an answer left: room for a request
     if (!writes_.empty()) {
       WriteFrontLocked();
     } else {
@@ -224,7 +226,10 @@ class StreamBatchGetReactor final
 
   void ReadNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (reads_done_ || broken_) return;
-    if (active_ >= service_.options().max_inflight_per_stream) {
+    // Answers waiting to be written count too: a client that sends but
+    // never reads would otherwise pile them up here without bound.
+    if (active_ + writes_.size() >=
+        service_.options().max_inflight_per_stream) {
       read_paused_ = true;
       return;
     }

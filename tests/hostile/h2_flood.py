@@ -544,6 +544,12 @@ def check(result, args):
         return failures
     if result["rss_peak_mb"] >= args.rss_limit_mb:
         failures.append(f"peak RSS {result['rss_peak_mb']} MB >= {args.rss_limit_mb} MB")
+    if SCENARIOS[name][0] == "noread":
+        # Backpressure counts answers not yet written: what a client never
+        # reads stays bounded by --stream_max_inflight per stream.
+        grown = result["rss_peak_mb"] - result["rss_start_mb"]
+        if grown >= args.noread_growth_limit_mb:
+            failures.append(f"answers never read grew RSS by {grown:.1f} MB >= {args.noread_growth_limit_mb} MB")
     if SCENARIOS[name][0] == "ping":
         for h in result["hostile"]:
             # The GOAWAY may be lost when the close interrupts our sending.
@@ -580,6 +586,8 @@ def main():
     parser.add_argument("--short", action="store_true")
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--rss_limit_mb", type=float, default=150)
+    parser.add_argument("--noread_growth_limit_mb", type=float, default=50,
+                        help="g: most RSS growth allowed while answers go unread")
     parser.add_argument("--settle_s", type=float, default=12,
                         help="wait this long after rowgate goes quiet before the 'after' RSS: "
                              "tearing 20,000 streams down takes ~3 s, then the next "
