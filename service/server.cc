@@ -112,6 +112,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
         *server->request_log_,
         storage::RequestLogPurger::Options{
             .database_url = options.database_url,
+            .timeouts = options.db_timeouts,
             .retention = options.request_id_retention,
             .interval = storage::RequestLogPurger::IntervalFor(
                 options.request_id_retention),
