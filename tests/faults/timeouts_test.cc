@@ -22,6 +22,8 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "storage/connection.h"
+#include "storage/request_log.h"
 #include "tests/common/test_database.h"
 #include "tests/e2e/e2e_helpers.h"
 #include "tests/e2e/rowgate_process.h"
@@ -219,6 +221,49 @@ TEST(TimeoutsTest, SilentDatabaseAnswersInBoundedTimeAndSigtermExitsInGrace) {
   EXPECT_TRUE(WIFEXITED(exit->wait_status) &&
               WEXITSTATUS(exit->wait_status) == 0)
       << server->OutputTail();
+}
+
+// The request log's purger, caught in a purge by a database that stopped
+// answering, stops at once when it is destroyed (as at shutdown) instead of
+// waiting out its statement bound (60 s here).
+TEST(TimeoutsTest, RequestLogPurgerCaughtBySilentDatabaseStopsAtOnce) {
+  const std::string db_url = testing::TestDatabaseUrl();
+  storage::RequestLog log;
+  {
+    storage::Connection setup(db_url);
+    ASSERT_TRUE(log.EnsureTable(setup).ok());
+  }
+  PostgresProxy proxy(UnixSocketOf(db_url));
+  storage::DatabaseTimeouts timeouts;
+  timeouts.statement = absl::Seconds(60);
+  auto purger = std::make_unique<storage::RequestLogPurger>(
+      log, storage::RequestLogPurger::Options{
+               .database_url = TcpUrl(proxy.port(), db_url),
+               .timeouts = timeouts,
+               .retention = absl::Hours(1),
+               .interval = absl::Milliseconds(50)});
+  // Its connection has purged through the proxy: PostgreSQL shows the
+  // purge as that backend's last statement.
+  pqxx::connection admin(db_url);
+  const absl::Time give_up = absl::Now() + absl::Seconds(30);
+  bool purged_once = false;
+  while (!purged_once && absl::Now() < give_up) {
+    pqxx::nontransaction txn(admin);
+    purged_once =
+        txn.exec(
+               "SELECT 1 FROM pg_stat_activity WHERE application_name = "
+               "'rowgate' AND query LIKE 'DELETE FROM%request_log%'")
+            .size() > 0;
+    if (!purged_once) absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(purged_once);
+  proxy.GoSilent();
+  // Its next purges (every 50 ms) now go unanswered; let one be under way.
+  absl::SleepFor(absl::Milliseconds(500));
+  const absl::Time start = absl::Now();
+  purger.reset();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10))
+      << "the purger waited for its statement's bound";
 }
 
 }  // namespace
