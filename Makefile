@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 PG := deploy/local/pg.sh
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build run test test-hostile tsan bench clean
+.PHONY: all deps build run test test-faults test-hostile tsan bench clean
 
 all: build
 
@@ -21,10 +21,16 @@ build: deps
 run: build
 	@bash deploy/local/run.sh $(BUILD_DIR)/rowgate $(ARGS)
 
-# The local Postgres is started for the tests and stopped afterwards.
+# The local Postgres is started for the tests and stopped afterwards. The
+# long fault tests (label faults_long) are left to `make test-faults`.
 test: build
 	@bash deploy/local/with-pg.sh rowgate_test \
-	  ctest --test-dir $(BUILD_DIR) --output-on-failure $(CTEST_ARGS)
+	  ctest --test-dir $(BUILD_DIR) --output-on-failure -LE faults_long $(CTEST_ARGS)
+
+# Every fault test, the long ones on a second, durable Postgres
+# (tests/faults/run.sh).
+test-faults: build
+	@bash tests/faults/run.sh $(BUILD_DIR) $(CTEST_ARGS)
 
 # Hostile HTTP/2 clients against a real rowgate at full size (README
 # "Hostile clients"): reports RSS and a good client's BatchGet latency per

@@ -20,12 +20,16 @@ DeadlineWatchdog::~DeadlineWatchdog() {
 uint64_t DeadlineWatchdog::Arm(absl::Time deadline,
                                absl::AnyInvocable<void()> cancel) {
   uint64_t id;
+  bool earlier;
   {
     std::lock_guard<std::mutex> lock(mu_);
     id = next_id_++;
     armed_.emplace(id, Entry{deadline, std::move(cancel)});
+    // Every statement arms an alarm: wake the loop only when it would
+    // otherwise sleep past this one.
+    earlier = deadline < wake_at_;
   }
-  changed_.notify_all();
+  if (earlier) changed_.notify_all();
   return id;
 }
 
@@ -58,11 +62,13 @@ void DeadlineWatchdog::Loop() {
       changed_.notify_all();
       continue;
     }
+    wake_at_ = next;
     if (next == absl::InfiniteFuture()) {
       changed_.wait(lock);
     } else {
       changed_.wait_until(lock, absl::ToChronoTime(next));
     }
+    wake_at_ = absl::InfinitePast();
   }
 }
 
