@@ -6,8 +6,10 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 PG := deploy/local/pg.sh
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# Targets to build (empty: all), e.g. TARGETS=rowgate as deploy/Dockerfile does.
+TARGETS ?=
 
-.PHONY: all deps build run test test-faults test-hostile tsan bench clean
+.PHONY: all deps build run test test-faults test-hostile tsan bench clean image test-image
 
 all: build
 
@@ -16,7 +18,7 @@ deps:
 
 build: deps
 	@cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS) >/dev/null
-	@cmake --build $(BUILD_DIR) -j $(JOBS)
+	@cmake --build $(BUILD_DIR) -j $(JOBS) $(if $(TARGETS),--target $(TARGETS))
 
 run: build
 	@bash deploy/local/run.sh $(BUILD_DIR)/rowgate $(ARGS)
@@ -45,6 +47,18 @@ tsan: deps
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DROWGATE_TSAN=ON >/dev/null
 	@cmake --build build-tsan -j $(JOBS) --target loader_test
 	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build-tsan/tests/loader_test
+
+# The container images (deploy/Dockerfile) built with podman, no Docker
+# engine or registry needed: localhost/rowgate and
+# localhost/rowgate-example-app (README "Run in Kubernetes").
+image:
+	@bash deploy/local/install-deps.sh image
+	@bash deploy/image/build.sh
+
+# The built image's entrypoint, run in a chroot of its filesystem as its
+# user with deploy/k8s's environment, against the test Postgres.
+test-image: deps image
+	@bash deploy/local/with-pg.sh rowgate_test bash tests/deploy/image_test.sh
 
 bench: build
 	@bash bench/run.sh $(BUILD_DIR)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages rowgate needs to build, test and run.
+# Installs the Debian packages rowgate needs to build, test and run
+# (`install-deps.sh image`: also those that build its container image).
 # Idempotent and quick when everything is present: apt-get runs only when a
 # package is missing.
 set -euo pipefail
@@ -12,6 +13,13 @@ packages=(
   python3-grpcio python3-protobuf python3-h2 libcpp-httplib-dev
   ${EXTRA_PACKAGES:-}
 )
+# `install-deps.sh image` (make image, make test-image) adds what builds and
+# checks the container image with no Docker engine or registry: podman
+# (builds with buildah's chroot isolation on vfs storage) and mmdebstrap
+# (makes the Debian 12 base from Debian's packages).
+if [ "${1:-}" = image ]; then
+  packages+=(podman mmdebstrap)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
