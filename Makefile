@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 PG := deploy/local/pg.sh
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build run test tsan bench clean
+.PHONY: all deps build run test tsan thread-safety bench clean
 
 all: build
 
@@ -31,6 +31,14 @@ tsan: deps
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DROWGATE_TSAN=ON >/dev/null
 	@cmake --build build-tsan -j $(JOBS) --target loader_test
 	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build-tsan/tests/loader_test
+
+# rowgate's code compiled by clang with -Wthread-safety as errors: every
+# ABSL_GUARDED_BY / ABSL_EXCLUSIVE_LOCKS_REQUIRED is checked (storage/mutex.h).
+thread-safety: deps
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++-14 \
+	  -DROWGATE_SANITIZE=ON -DROWGATE_WERROR=ON >/dev/null
+	@cmake --build build-asan -j $(JOBS) --target rowgate_storage \
+	  rowgate_loader rowgate_service rowgate
 
 bench: build
 	@bash bench/run.sh $(BUILD_DIR)

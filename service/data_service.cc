@@ -6,8 +6,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "service/proto_convert.h"
+#include "storage/mutex.h"
 #include "storage/table_ops.h"
 
 namespace rowgate::service {
@@ -97,7 +97,7 @@ class StreamBatchGetReactor final
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      absl::MutexLock lock(&mu_);
+      storage::MutexLock lock(&mu_);
       reads_done_ = true;
       MaybeFinishLocked();
       return;
@@ -115,14 +115,14 @@ class StreamBatchGetReactor final
           static_cast<int>(lookup.status().code()));
       answer.mutable_error()->set_message(
           std::string(lookup.status().message()));
-      absl::MutexLock lock(&mu_);
+      storage::MutexLock lock(&mu_);
       EnqueueLocked(std::move(answer));
       ReadNextLocked();
       return;
     }
     uint64_t serial;
     {
-      absl::MutexLock lock(&mu_);
+      storage::MutexLock lock(&mu_);
       serial = next_serial_++;
       ++active_;
       inflight_[serial] = nullptr;
@@ -135,14 +135,14 @@ class StreamBatchGetReactor final
          prepared](absl::StatusOr<loader::LoadResult> result) {
           OnLoaded(serial, tag, *request, *prepared, std::move(result));
         });
-    absl::MutexLock lock(&mu_);
+    storage::MutexLock lock(&mu_);
     auto it = inflight_.find(serial);
     if (it != inflight_.end()) it->second = std::move(ticket);
     ReadNextLocked();
   }
 
   void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
+    storage::MutexLock lock(&mu_);
     writes_.pop_front();
     if (!ok) {
       // The client is gone; OnCancel follows. Stop writing.
@@ -160,20 +160,20 @@ class StreamBatchGetReactor final
   void OnCancel() override {
     std::vector<std::shared_ptr<loader::LoadTicket>> tickets;
     {
-      absl::MutexLock lock(&mu_);
+      storage::MutexLock lock(&mu_);
       broken_ = true;
       for (auto& [serial, ticket] : inflight_) tickets.push_back(ticket);
     }
     const absl::Status status = CancellationStatus(context_);
     for (auto& ticket : tickets) service_.CancelLookup(ticket, status);
-    absl::MutexLock lock(&mu_);
+    storage::MutexLock lock(&mu_);
     MaybeFinishLocked();
   }
 
   void OnDone() override {
     bool last;
     {
-      absl::MutexLock lock(&mu_);
+      storage::MutexLock lock(&mu_);
       done_ = true;
       last = active_ == 0;
     }
@@ -198,7 +198,7 @@ class StreamBatchGetReactor final
     }
     bool last;
     {
-      absl::MutexLock lock(&mu_);
+      storage::MutexLock lock(&mu_);
       inflight_.erase(serial);
       --active_;
       EnqueueLocked(std::move(answer));
@@ -255,7 +255,7 @@ class StreamBatchGetReactor final
   grpc::CallbackServerContext* const context_;
   v1::StreamBatchGetRequest incoming_;  // only touched by the read chain
 
-  absl::Mutex mu_;
+  storage::Mutex mu_;
   std::deque<v1::StreamBatchGetResponse> writes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, std::shared_ptr<loader::LoadTicket>> inflight_
       ABSL_GUARDED_BY(mu_);

@@ -16,10 +16,10 @@ WorkerPool::~WorkerPool() { Shutdown(); }
 
 void WorkerPool::Shutdown() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
-  work_ready_.notify_all();
+  work_ready_.SignalAll();
   for (std::thread& t : threads_) {
     if (t.joinable()) t.join();
   }
@@ -27,15 +27,15 @@ void WorkerPool::Shutdown() {
 
 void WorkerPool::Post(Task task) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     queue_.push_back(std::move(task));
   }
-  work_ready_.notify_one();
+  work_ready_.Signal();
 }
 
 absl::Status WorkerPool::TryPost(Task task) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (stopping_) {
       return absl::UnavailableError("rowgate is shutting down");
     }
@@ -45,12 +45,12 @@ absl::Status WorkerPool::TryPost(Task task) {
     }
     queue_.push_back(std::move(task));
   }
-  work_ready_.notify_one();
+  work_ready_.Signal();
   return absl::OkStatus();
 }
 
 size_t WorkerPool::queued() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return queue_.size();
 }
 
@@ -60,8 +60,8 @@ void WorkerPool::Run(int index) {
   while (true) {
     Task task;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      work_ready_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+      MutexLock lock(&mu_);
+      while (queue_.empty() && !stopping_) work_ready_.Wait(&mu_);
       // Drain before stopping: every queued caller gets its answer.
       if (queue_.empty()) return;
       task = std::move(queue_.front());
