@@ -281,26 +281,30 @@ void Loader::RunBatch(KeyQueue& queue, BatchExecutor::FetchFn fetch) {
       for (std::shared_ptr<LoadTicket>& ticket : batch.tickets) {
         --ticket->outstanding_batches;
         if (ticket->IsAnswered()) continue;
+        // Claimed under the lock: a ticket split over several batches must
+        // be seen as answered by its other batches at once. Were it claimed
+        // after unlocking, another batch of it succeeding in that window
+        // would find it complete and answer OK with this batch's keys
+        // reported missing.
         if (rows == nullptr) {
           DropPendingKeys(queue, *ticket);
-          failed.push_back(std::move(ticket));
+          if (ticket->Claim()) failed.push_back(std::move(ticket));
           continue;
         }
         ticket->batches.push_back(rows);
         if (ticket->outstanding_batches == 0 &&
-            ticket->next_key == ticket->request.keys.size()) {
+            ticket->next_key == ticket->request.keys.size() &&
+            ticket->Claim()) {
           complete.push_back(std::move(ticket));
         }
       }
     }
     // The connection stays counted as in flight while its answers are
     // delivered: keys arriving meanwhile gather for the next batch.
-    for (auto& ticket : failed) {
-      if (ticket->Claim()) std::move(ticket->done)(fetched.status());
-    }
+    for (auto& ticket : failed) std::move(ticket->done)(fetched.status());
     for (auto& ticket : complete) {
       // Complete tickets are no longer touched by the queue: read unlocked.
-      if (ticket->Claim()) std::move(ticket->done)(Assemble(*ticket));
+      std::move(ticket->done)(Assemble(*ticket));
     }
     storage::MutexLock lock(&queue.mu);
     --queue.inflight;

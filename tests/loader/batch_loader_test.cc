@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -150,13 +151,14 @@ class GatedExecutor : public BatchExecutor {
 // The loader must outlive every task it gave its executor. Declared right
 // after the loader, this stops the executor before the loader is destroyed,
 // as Server::Shutdown drains the pool before the loader goes.
+template <typename Executor>
 class ExecutorStopsFirst {
  public:
-  explicit ExecutorStopsFirst(GatedExecutor& executor) : executor_(executor) {}
+  explicit ExecutorStopsFirst(Executor& executor) : executor_(executor) {}
   ~ExecutorStopsFirst() { executor_.Shutdown(); }
 
  private:
-  GatedExecutor& executor_;
+  Executor& executor_;
 };
 
 // A one-shot latch TSAN can see through (absl::Notification is built on
@@ -206,6 +208,130 @@ struct Answer {
       done.Notify();
     };
   }
+};
+
+// Every fetch waits until the test releases it by its start order, with
+// success or a failure of the test's choosing: it makes one interleaving of
+// concurrent batches happen on purpose. Counts tasks that have returned.
+class ScriptedExecutor : public BatchExecutor {
+ public:
+  explicit ScriptedExecutor(int threads) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
+  }
+  ~ScriptedExecutor() override { Shutdown(); }
+
+  void Shutdown() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;  // fetches not released return CANCELLED
+    }
+    changed_.notify_all();
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+  void Run(Task task) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      tasks_.push_back(std::move(task));
+    }
+    changed_.notify_all();
+  }
+
+  // Lets fetch number `n` (0-based, in start order) return: rows for the
+  // keys 1..100 when `status` is OK, else `status`.
+  void Release(size_t n, absl::Status status = absl::OkStatus()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (releases_.size() <= n) releases_.resize(n + 1);
+      releases_[n] = std::move(status);
+    }
+    changed_.notify_all();
+  }
+  // Tasks queued while held start only at StartTasks().
+  void HoldTasks() {
+    std::lock_guard<std::mutex> lock(mu_);
+    hold_ = true;
+  }
+  void StartTasks() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      hold_ = false;
+    }
+    changed_.notify_all();
+  }
+  void AwaitFetches(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait(lock, [&] { return fetches_.size() >= n; });
+  }
+  void AwaitTasksReturned(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait(lock, [&] { return tasks_returned_ >= n; });
+  }
+  std::vector<std::vector<std::string>> fetches() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return fetches_;
+  }
+
+ private:
+  absl::StatusOr<storage::KeyedRows> Fetch(
+      const std::vector<std::string>& keys) {
+    absl::Status status;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      const size_t n = fetches_.size();
+      fetches_.push_back(keys);
+      changed_.notify_all();
+      changed_.wait(lock, [&] {
+        return stopping_ || (releases_.size() > n && releases_[n].has_value());
+      });
+      status = releases_.size() > n && releases_[n].has_value()
+                   ? *releases_[n]
+                   : absl::CancelledError("executor shut down");
+    }
+    if (!status.ok()) return status;
+    storage::KeyedRows rows;
+    for (const std::string& key : keys) {
+      int64_t id;
+      if (absl::SimpleAtoi(key, &id) && id >= 1 && id <= 100) {
+        rows.by_key[key].push_back({id, absl::StrCat("row", id)});
+      }
+    }
+    return rows;
+  }
+
+  void Work() {
+    while (true) {
+      Task task;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        changed_.wait(lock,
+                      [&] { return (!tasks_.empty() && !hold_) || stopping_; });
+        if (tasks_.empty()) return;
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      std::move(task)([this](const storage::Entity&, int,
+                             const std::vector<std::string>& keys,
+                             absl::Time) { return Fetch(keys); });
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++tasks_returned_;
+      }
+      changed_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::deque<Task> tasks_;
+  std::vector<std::vector<std::string>> fetches_;
+  std::vector<std::optional<absl::Status>> releases_;
+  size_t tasks_returned_ = 0;
+  bool hold_ = false;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
 };
 
 class LoaderTest : public ::testing::Test {
@@ -516,6 +642,51 @@ TEST_F(LoaderTest, ConcurrentCallersEachGetTheirOwnKeysExactlyOnce) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(answered.load(), kThreads * kCalls);
   EXPECT_EQ(wrong.load(), 0);
+}
+
+// A lookup split over two batches, one failing and one succeeding, fails as a
+// whole: its failed keys are never answered as "not found". The interleaving
+// is forced: the failing batch's delivery is held (inside another waiter's
+// callback) while the lookup's other batch succeeds.
+TEST_F(LoaderTest, LookupSplitOverAFailedAndASucceedingBatchFails) {
+  ScriptedExecutor executor(2);
+  Loader::Options options;
+  options.max_keys_per_query = 2;
+  options.max_inflight_per_queue = 2;
+  Loader loader(options, executor);
+  ExecutorStopsFirst stop_first(executor);
+
+  // Its callback holds the failing batch's delivery open.
+  Latch first_entered, first_release;
+  Answer first;
+  LoadCallback first_callback = first.Callback();
+  Answer split;
+  executor.HoldTasks();  // both lookups wait before the first batch is taken
+  loader.Load(Request({"1"}), [&](absl::StatusOr<LoadResult> result) {
+    first_entered.Notify();
+    first_release.WaitForNotification();
+    std::move(first_callback)(std::move(result));
+  });
+  loader.Load(Request({"2", "3"}), split.Callback());
+  executor.StartTasks();
+  executor.AwaitFetches(2);  // on two connections, in either order
+  const auto fetches = executor.fetches();
+  ASSERT_THAT(fetches,
+              UnorderedElementsAre(ElementsAre("1", "2"), ElementsAre("3")));
+  const size_t failing = fetches[0].size() == 2 ? 0 : 1;
+
+  executor.Release(failing, absl::UnavailableError("backend terminated"));
+  first_entered.WaitForNotification();
+  executor.Release(1 - failing);   // the split lookup's other batch succeeds
+  executor.AwaitTasksReturned(1);  // and has delivered what it could
+  first_release.Notify();
+
+  split.done.WaitForNotification();
+  first.done.WaitForNotification();
+  EXPECT_EQ(first.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(split.status.code(), absl::StatusCode::kUnavailable)
+      << "answered OK with ids " << ::testing::PrintToString(split.ids);
+  EXPECT_EQ(split.calls.load(), 1);
 }
 
 }  // namespace
