@@ -26,11 +26,14 @@ test: build
 	@bash deploy/local/with-pg.sh rowgate_test \
 	  ctest --test-dir $(BUILD_DIR) --output-on-failure $(CTEST_ARGS)
 
-# The loader's tests under ThreadSanitizer, in a build directory of their own.
+# The loader's and the worker pool's tests under ThreadSanitizer, in a build
+# directory of their own (none of these tests needs Postgres).
+TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 tsan: deps
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DROWGATE_TSAN=ON >/dev/null
-	@cmake --build build-tsan -j $(JOBS) --target loader_test
-	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build-tsan/tests/loader_test
+	@cmake --build build-tsan -j $(JOBS) --target loader_test storage_test
+	@$(TSAN_ENV) build-tsan/tests/loader_test
+	@$(TSAN_ENV) build-tsan/tests/storage_test --gtest_filter='WorkerPool*'
 
 # rowgate's code compiled by clang with -Wthread-safety as errors: every
 # ABSL_GUARDED_BY / ABSL_EXCLUSIVE_LOCKS_REQUIRED is checked (storage/mutex.h).
