@@ -22,102 +22,10 @@
 #include "loader/batch_loader.h"
 #include "rowgate/v1/rowgate.grpc.pb.h"
 #include "service/data_service.h"
+#include "tests/service/gated_executor.h"
 
 namespace rowgate::service {
 namespace {
-
-// Runs loader tasks on its own threads; every fetch is recorded and waits at
-// a gate the test controls. Keys "1".."100" exist in the memory-backend
-// catalog's "users". std::mutex so ThreadSanitizer sees the synchronization.
-class GatedExecutor : public loader::BatchExecutor {
- public:
-  explicit GatedExecutor(int threads) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
-  }
-  ~GatedExecutor() override { Shutdown(); }
-
-  // Opens the gate, runs what is queued, joins the threads. Idempotent.
-  void Shutdown() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      open_ = true;
-      stopping_ = true;
-    }
-    changed_.notify_all();
-    for (auto& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-  void Run(Task task) override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      tasks_.push_back(std::move(task));
-    }
-    changed_.notify_all();
-  }
-  void SetOpen(bool open) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      open_ = open;
-    }
-    changed_.notify_all();
-  }
-  // Blocks until `n` fetches have started.
-  void AwaitFetches(size_t n) {
-    std::unique_lock<std::mutex> lock(mu_);
-    changed_.wait(lock, [&] { return fetches_.size() >= n; });
-  }
-  std::vector<std::vector<std::string>> fetches() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return fetches_;
-  }
-
- private:
-  absl::StatusOr<storage::KeyedRows> Fetch(
-      const std::vector<std::string>& keys) {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      fetches_.push_back(keys);
-      changed_.notify_all();
-      changed_.wait(lock, [&] { return open_; });
-    }
-    storage::KeyedRows rows;
-    for (const std::string& key : keys) {
-      int64_t id;
-      if (absl::SimpleAtoi(key, &id) && id >= 1 && id <= 100) {
-        rows.by_key[key].push_back(
-            {id, absl::StrCat("Name", id), absl::StrCat("Surname", id),
-             absl::StrCat("user", id, "@example.com"),
-             storage::Timestamp{1700000000000000 + id}, id + 1000});
-      }
-    }
-    return rows;
-  }
-
-  void Work() {
-    while (true) {
-      Task task;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        changed_.wait(lock, [&] { return !tasks_.empty() || stopping_; });
-        if (tasks_.empty()) return;
-        task = std::move(tasks_.front());
-        tasks_.pop_front();
-      }
-      std::move(task)([this](const storage::Entity&, int,
-                             const std::vector<std::string>& keys,
-                             absl::Time) { return Fetch(keys); });
-    }
-  }
-
-  std::mutex mu_;
-  std::condition_variable changed_;
-  std::deque<Task> tasks_;
-  std::vector<std::vector<std::string>> fetches_;
-  bool open_ = false;
-  bool stopping_ = false;
-  std::vector<std::thread> threads_;
-};
 
 class StreamBatchGetTest : public ::testing::Test {
  protected:
