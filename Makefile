@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 PG := deploy/local/pg.sh
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build run test tsan test-asan thread-safety san-configure fuzz bench clean
+.PHONY: all deps build run test test-hostile tsan test-asan thread-safety san-configure fuzz bench clean
 
 all: build
 
@@ -31,6 +31,14 @@ test: build
 	@if [ "$(FUZZ_SMOKE_SECONDS)" != 0 ]; then \
 	  $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS); fi
 
+# Hostile HTTP/2 clients against a real rowgate at full size (README
+# "Hostile clients"): reports RSS and a good client's BatchGet latency per
+# scenario. HOSTILE_ARGS adds options, e.g. HOSTILE_ARGS="--scenarios a,c".
+test-hostile: build
+	@bash deploy/local/with-pg.sh rowgate_test \
+	  /usr/bin/python3 tests/hostile/h2_flood.py --rowgate $(BUILD_DIR)/rowgate \
+	  --json $(BUILD_DIR)/hostile.json $(HOSTILE_ARGS)
+
 # The loader, the worker pool and the stream reactor under ThreadSanitizer,
 # in a build directory of their own (none of these tests needs Postgres).
 TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
@@ -39,7 +47,7 @@ tsan: deps
 	@cmake --build build-tsan -j $(JOBS) --target loader_test storage_test service_test
 	@$(TSAN_ENV) build-tsan/tests/loader_test
 	@$(TSAN_ENV) build-tsan/tests/storage_test --gtest_filter='WorkerPool*'
-	@$(TSAN_ENV) build-tsan/tests/service_test --gtest_filter='StreamBatchGet*'
+	@$(TSAN_ENV) build-tsan/tests/service_test --gtest_filter='StreamBatchGetReactor*'
 
 # One clang build with AddressSanitizer + UBSan, -Wall -Wextra -Werror and
 # -Wthread-safety, and the libFuzzer targets: `make test-asan` runs the whole

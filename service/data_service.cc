@@ -1,5 +1,8 @@
 #include "service/data_service.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 #include <deque>
 #include <utility>
 
@@ -32,62 +35,58 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext* context) {
   return absl::FromChrono(deadline);
 }
 
+// What a unary BatchGet keeps until its rows are in.
+struct BatchGetState {
+  DataServiceImpl* service = nullptr;
+  grpc::CallbackServerContext* context = nullptr;
+  PreparedLookup lookup;
+  std::shared_ptr<loader::LoadTicket> ticket;
+};
+using BatchGetCall =
+    RawUnaryCall<v1::BatchGetRequest, v1::BatchGetResponse, BatchGetState>;
+
 // One unary BatchGet: waits on the loader, finishes from the worker that
 // answered it, or at once when cancelled.
-class BatchGetReactor final : public grpc::ServerUnaryReactor {
- public:
-  BatchGetReactor(DataServiceImpl& service,
-                  grpc::CallbackServerContext* context,
-                  const v1::BatchGetRequest* request,
-                  v1::BatchGetResponse* response)
-      : service_(service),
-        context_(context),
-        request_(request),
-        response_(response) {}
-
-  void Start() {
-    absl::StatusOr<PreparedLookup> lookup = service_.PrepareLookup(*request_);
-    if (!lookup.ok()) {
-      Finish(ToGrpcStatus(lookup.status()));
-      return;
-    }
-    lookup_ = std::move(*lookup);
-    lookup_.load.deadline = DeadlineOf(context_);
-    // gRPC delivers OnCancel and OnDone only after this handler returns, so
-    // ticket_ is set before OnCancel reads it, and `this` outlives Start().
-    ticket_ = service_.StartLookup(
-        std::move(lookup_.load),
-        [this](absl::StatusOr<loader::LoadResult> result) {
-          if (!result.ok()) {
-            Finish(ToGrpcStatus(result.status()));
-            return;
-          }
-          service_.FillResponse(lookup_, *request_, *result, response_);
-          Finish(grpc::Status::OK);
-        });
-  }
-
-  void OnCancel() override {
-    service_.CancelLookup(ticket_, CancellationStatus(context_));
-  }
-  void OnDone() override { delete this; }
-
- private:
-  DataServiceImpl& service_;
-  grpc::CallbackServerContext* const context_;
-  const v1::BatchGetRequest* const request_;
-  v1::BatchGetResponse* const response_;
-  PreparedLookup lookup_;
-  std::shared_ptr<loader::LoadTicket> ticket_;
-};
+void StartBatchGet(DataServiceImpl& service,
+                   grpc::CallbackServerContext* context, BatchGetCall* call) {
+  absl::StatusOr<PreparedLookup> lookup =
+      service.PrepareLookup(call->request());
+  if (!lookup.ok()) return call->Reply(lookup.status());
+  BatchGetState& state = call->state();
+  state.service = &service;
+  state.context = context;
+  state.lookup = std::move(*lookup);
+  state.lookup.load.deadline = DeadlineOf(context);
+  // gRPC delivers OnCancel and OnDone only after this handler returns, so
+  // the ticket is set before OnCancel reads it, and `call` outlives this.
+  state.ticket = service.StartLookup(
+      std::move(state.lookup.load),
+      [call](absl::StatusOr<loader::LoadResult> result) {
+        if (!result.ok()) return call->Reply(result.status());
+        BatchGetState& state = call->state();
+        state.service->FillResponse(state.lookup, call->request(), *result,
+                                    call->response());
+        call->Reply(absl::OkStatus());
+      });
+  call->set_on_cancel([call] {
+    BatchGetState& state = call->state();
+    state.service->CancelLookup(state.ticket,
+                                CancellationStatus(state.context));
+  });
+}
 
 // StreamBatchGet: many requests in flight per stream, each answered with its
 // tag as soon as its rows are in; a failed request answers with an error
 // for its tag and the stream goes on. Reading pauses while
-// max_inflight_per_stream requests are in flight (backpressure).
+// max_inflight_per_stream requests are in flight or answered but not yet
+// written (backpressure, also against a client that never reads).
+//
+// Served raw: a message that cannot be parsed has no tag to answer under, so
+// it ends the stream with INVALID_ARGUMENT once the answers already in
+// flight are written (reading stops there: later messages of a client whose
+// encoding is broken cannot be trusted either).
 class StreamBatchGetReactor final
-    : public grpc::ServerBidiReactor<v1::StreamBatchGetRequest,
-                                     v1::StreamBatchGetResponse> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   StreamBatchGetReactor(DataServiceImpl& service,
                         grpc::CallbackServerContext* context)
@@ -102,8 +101,16 @@ class StreamBatchGetReactor final
       MaybeFinishLocked();
       return;
     }
-    v1::StreamBatchGetRequest message = std::move(incoming_);
+    v1::StreamBatchGetRequest message;
+    absl::Status parsed = ParseRaw(incoming_, &message);
     incoming_.Clear();
+    if (!parsed.ok()) {
+      storage::MutexLock lock(&mu_);
+      reads_done_ = true;
+      final_status_ = ToGrpcStatus(parsed);
+      MaybeFinishLocked();
+      return;
+    }
     const uint64_t tag = message.tag();
     auto request = std::make_shared<v1::BatchGetRequest>(
         std::move(*message.mutable_request()));
@@ -114,9 +121,11 @@ class StreamBatchGetReactor final
       answer.mutable_error()->set_code(
           static_cast<int>(lookup.status().code()));
       answer.mutable_error()->set_message(
-          std::string(lookup.status().message()));
+          BoundedMessage(lookup.status().message()));
+      grpc::ByteBuffer raw;
+      SerializeRaw(answer, &raw);
       storage::MutexLock lock(&mu_);
-      EnqueueLocked(std::move(answer));
+      EnqueueLocked(std::move(raw));
       ReadNextLocked();
       return;
     }
@@ -149,6 +158,7 @@ class StreamBatchGetReactor final
       broken_ = true;
       writes_.clear();
     }
+    if (read_paused_) ReadNextLocked();  // an answer left: room for a request
     if (!writes_.empty()) {
       WriteFrontLocked();
     } else {
@@ -194,14 +204,16 @@ class StreamBatchGetReactor final
       answer.mutable_error()->set_code(
           static_cast<int>(result.status().code()));
       answer.mutable_error()->set_message(
-          std::string(result.status().message()));
+          BoundedMessage(result.status().message()));
     }
+    grpc::ByteBuffer raw;
+    SerializeRaw(answer, &raw);
     bool last;
     {
       storage::MutexLock lock(&mu_);
       inflight_.erase(serial);
       --active_;
-      EnqueueLocked(std::move(answer));
+      EnqueueLocked(std::move(raw));
       if (read_paused_) ReadNextLocked();
       MaybeFinishLocked();
       // OnDone may have come already (a cancelled stream finishes without
@@ -214,7 +226,10 @@ class StreamBatchGetReactor final
 
   void ReadNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (reads_done_ || broken_) return;
-    if (active_ >= service_.options().max_inflight_per_stream) {
+    // Answers waiting to be written count too: a client that sends but
+    // never reads would otherwise pile them up here without bound.
+    if (active_ + writes_.size() >=
+        service_.options().max_inflight_per_stream) {
       read_paused_ = true;
       return;
     }
@@ -222,7 +237,7 @@ class StreamBatchGetReactor final
     StartRead(&incoming_);
   }
 
-  void EnqueueLocked(v1::StreamBatchGetResponse answer)
+  void EnqueueLocked(grpc::ByteBuffer answer)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (broken_ || finished_) return;
     writes_.push_back(std::move(answer));
@@ -247,16 +262,18 @@ class StreamBatchGetReactor final
       Finish(grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"));
     } else if (reads_done_ && active_ == 0) {
       finished_ = true;
-      Finish(grpc::Status::OK);
+      Finish(final_status_);
     }
   }
 
   DataServiceImpl& service_;
   grpc::CallbackServerContext* const context_;
-  v1::StreamBatchGetRequest incoming_;  // only touched by the read chain
+  grpc::ByteBuffer incoming_;  // only touched by the read chain
 
   storage::Mutex mu_;
-  std::deque<v1::StreamBatchGetResponse> writes_ ABSL_GUARDED_BY(mu_);
+  std::deque<grpc::ByteBuffer> writes_ ABSL_GUARDED_BY(mu_);
+  // OK, or why reading stopped early (an unparseable message).
+  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, std::shared_ptr<loader::LoadTicket>> inflight_
       ABSL_GUARDED_BY(mu_);
   uint64_t next_serial_ ABSL_GUARDED_BY(mu_) = 0;
@@ -269,28 +286,76 @@ class StreamBatchGetReactor final
   bool done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-// Runs `work` on a database worker and finishes `reactor` with its status.
+// Runs `work` on a database worker and replies to `call` with its status.
 // RESOURCE_EXHAUSTED at once when the pool's queue is full.
 // The statement is cancelled in PostgreSQL if it outlives the call's
 // deadline.
-template <typename Work>
+template <typename Call, typename Work>
 void RunOnWorker(storage::WorkerPool& pool,
-                 grpc::CallbackServerContext* context,
-                 grpc::ServerUnaryReactor* reactor, Work work) {
+                 grpc::CallbackServerContext* context, Call* call, Work work) {
   absl::Status queued =
-      pool.TryPost([reactor, deadline = DeadlineOf(context),
+      pool.TryPost([call, deadline = DeadlineOf(context),
                     work = std::move(work)](storage::Connection& conn) mutable {
         conn.set_deadline(deadline);
-        reactor->Finish(ToGrpcStatus(work(conn)));
+        call->Reply(work(conn));
       });
-  if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));
+  if (!queued.ok()) call->Reply(queued);
 }
 
-grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
-                                    const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
+// A message's deterministic serialization (map entries sorted), so equal
+// requests give equal bytes for the request log's fingerprint.
+template <typename Message>
+std::string DeterministicBytes(const Message& message) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializeToCodedStream(&coded);
+  }
+  return out;
+}
+
+// Runs `write(conn)`, which fills `*response`. Without a request_id, just
+// that (single autocommit statements, as fast as ever); with one, through
+// the request log: at most once per id, a retry answered verbatim from the
+// log (see storage/request_log.h). Blocks: for worker lambdas only.
+template <typename Request, typename Response, typename Write>
+absl::Status WriteOnce(const storage::RequestLog* log,
+                       storage::Connection& conn, absl::string_view method,
+                       const Request& request, Response* response,
+                       Write write) {
+  if (request.request_id().empty()) return write(conn);
+  if (log == nullptr) {
+    return absl::FailedPreconditionError(
+        "request_id is not supported by this server (no request log)");
+  }
+  Request unkeyed = request;
+  unkeyed.clear_request_id();
+  absl::StatusOr<storage::RequestLog::Outcome> outcome =
+      log->Run(conn, request.request_id(), method, DeterministicBytes(unkeyed),
+               [&](storage::Connection& c) -> absl::StatusOr<std::string> {
+                 if (absl::Status s = write(c); !s.ok()) return s;
+                 return DeterministicBytes(*response);
+               });
+  if (!outcome.ok()) return outcome.status();
+  if (outcome->replayed && !response->ParseFromString(outcome->response)) {
+    return absl::InternalError(
+        absl::StrCat("the stored answer for request_id of this ", method,
+                     " does not parse"));
+  }
+  return absl::OkStatus();
+}
+
+// Parses the raw request into a call and, when it parses, runs `handle`
+// (which ends in call->Reply()); an unparseable one was answered already.
+template <typename Request, typename Response, typename Handle>
+grpc::ServerUnaryReactor* ServeRaw(const grpc::ByteBuffer* raw_request,
+                                   grpc::ByteBuffer* raw_response,
+                                   Handle handle) {
+  auto* call = new RawUnaryCall<Request, Response>(raw_request, raw_response);
+  if (call->parsed()) handle(call);
+  return call;
 }
 
 storage::Row SynthesizedUser(int64_t id) {
@@ -340,9 +405,7 @@ DataServiceImpl::DataServiceImpl(
     : options_(std::move(options)),
       catalog_(std::move(catalog)),
       loader_(loader),
-      pool_(pool) {
-  SetMessageAllocatorFor_BatchGet(&batch_get_allocator_);
-}
+      pool_(pool) {}
 
 absl::Status DataServiceImpl::CheckRequestSize(absl::string_view what,
                                                int count,
@@ -350,9 +413,9 @@ absl::Status DataServiceImpl::CheckRequestSize(absl::string_view what,
   if (static_cast<size_t>(count) <= options_.max_keys_per_request) {
     return absl::OkStatus();
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat(what, " ", count, " ", unit, "; at most ",
-                   options_.max_keys_per_request, " are allowed per request"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      what, " ", count, " ", unit, "; at most ", options_.max_keys_per_request,
+      " are allowed per request (--max_keys_per_request)"));
 }
 
 absl::StatusOr<PreparedLookup> DataServiceImpl::PrepareLookup(
@@ -381,8 +444,11 @@ absl::StatusOr<PreparedLookup> DataServiceImpl::PrepareLookup(
   const storage::Column& key = (*entity)->columns[lookup.load.key_column];
   lookup.load.keys.reserve(request.keys_size());
   for (int i = 0; i < request.keys_size(); ++i) {
-    absl::StatusOr<std::string> canonical = storage::CanonicalKey(
-        key.name, key.type, ValueFromProto(request.keys(i)));
+    absl::StatusOr<storage::Value> value =
+        ValueFromProto(request.keys(i), key.name, options_.max_value_bytes);
+    absl::StatusOr<std::string> canonical =
+        value.ok() ? storage::CanonicalKey(key.name, key.type, *value)
+                   : absl::StatusOr<std::string>(value.status());
     if (!canonical.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("key ", i, " of entity ", (*entity)->name, ": ",
@@ -441,140 +507,233 @@ void DataServiceImpl::CancelLookup(
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::BatchGet(
-    grpc::CallbackServerContext* context, const v1::BatchGetRequest* request,
-    v1::BatchGetResponse* response) {
-  auto* reactor = new BatchGetReactor(*this, context, request, response);
-  reactor->Start();
-  return reactor;
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  auto* call = new BatchGetCall(request, response);
+  if (call->parsed()) StartBatchGet(*this, context, call);
+  return call;
 }
 
-grpc::ServerBidiReactor<v1::StreamBatchGetRequest, v1::StreamBatchGetResponse>*
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 DataServiceImpl::StreamBatchGet(grpc::CallbackServerContext* context) {
   return new StreamBatchGetReactor(*this, context);
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::Insert(
-    grpc::CallbackServerContext* context, const v1::InsertRequest* request,
-    v1::InsertResponse* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return ServeRaw<v1::InsertRequest, v1::InsertResponse>(
+      request, response,
+      [&](RawUnaryCall<v1::InsertRequest, v1::InsertResponse>* call) {
+        HandleInsert(context, call);
+      });
+}
+
+void DataServiceImpl::HandleInsert(
+    grpc::CallbackServerContext* context,
+    RawUnaryCall<v1::InsertRequest, v1::InsertResponse>* call) {
+  const v1::InsertRequest* request = &call->request();
+  v1::InsertResponse* response = call->response();
   if (pool_ == nullptr)
-    return FinishNow(context, absl::UnimplementedError("no database"));
+    return call->Reply(absl::UnimplementedError("no database"));
   absl::StatusOr<const storage::Entity*> entity =
       FindEntity(*catalog_, request->entity());
-  if (!entity.ok()) return FinishNow(context, entity.status());
+  if (!entity.ok()) return call->Reply(entity.status());
   if (request->rows_size() == 0) {
-    return FinishNow(context,
-                     absl::InvalidArgumentError(absl::StrCat(
-                         "Insert into ", (*entity)->name, " has no rows")));
+    return call->Reply(absl::InvalidArgumentError(
+        absl::StrCat("Insert into ", (*entity)->name, " has no rows")));
   }
   if (absl::Status s =
           CheckRequestSize("Insert has", request->rows_size(), "rows");
       !s.ok()) {
-    return FinishNow(context, s);
+    return call->Reply(s);
   }
   std::vector<storage::ColumnValues> rows;
   rows.reserve(request->rows_size());
   for (const v1::Row& row : request->rows()) {
-    absl::StatusOr<storage::ColumnValues> values = RowFromProto(**entity, row);
-    if (!values.ok()) return FinishNow(context, values.status());
+    absl::StatusOr<storage::ColumnValues> values =
+        RowFromProto(**entity, row, options_.max_value_bytes);
+    if (!values.ok()) return call->Reply(values.status());
     rows.push_back(std::move(*values));
   }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RunOnWorker(*pool_, context, reactor,
-              [entity = *entity, rows = std::move(rows),
-               response](storage::Connection& conn) -> absl::Status {
-                absl::StatusOr<std::vector<storage::Row>> stored =
-                    storage::InsertRows(conn, *entity, rows);
-                if (!stored.ok()) return stored.status();
-                const std::vector<int> all = AllColumns(*entity);
-                for (const storage::Row& row : *stored) {
-                  RowToProto(*entity, row, all, response->add_rows());
-                }
-                return absl::OkStatus();
-              });
-  return reactor;
+  if (absl::Status s =
+          storage::RequestLog::CheckRequestId(request->request_id());
+      !s.ok()) {
+    return call->Reply(s);
+  }
+  RunOnWorker(
+      *pool_, context, call,
+      [log = options_.request_log, entity = *entity, rows = std::move(rows),
+       request, response](storage::Connection& conn) -> absl::Status {
+        return WriteOnce(log, conn, "Insert", *request, response,
+                         [&](storage::Connection& c) -> absl::Status {
+                           absl::StatusOr<std::vector<storage::Row>> stored =
+                               storage::InsertRows(c, *entity, rows);
+                           if (!stored.ok()) return stored.status();
+                           const std::vector<int> all = AllColumns(*entity);
+                           for (const storage::Row& row : *stored) {
+                             RowToProto(*entity, row, all,
+                                        response->add_rows());
+                           }
+                           return absl::OkStatus();
+                         });
+      });
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::Update(
-    grpc::CallbackServerContext* context, const v1::UpdateRequest* request,
-    v1::UpdateResponse* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return ServeRaw<v1::UpdateRequest, v1::UpdateResponse>(
+      request, response,
+      [&](RawUnaryCall<v1::UpdateRequest, v1::UpdateResponse>* call) {
+        HandleUpdate(context, call);
+      });
+}
+
+void DataServiceImpl::HandleUpdate(
+    grpc::CallbackServerContext* context,
+    RawUnaryCall<v1::UpdateRequest, v1::UpdateResponse>* call) {
+  const v1::UpdateRequest* request = &call->request();
+  v1::UpdateResponse* response = call->response();
   if (pool_ == nullptr)
-    return FinishNow(context, absl::UnimplementedError("no database"));
+    return call->Reply(absl::UnimplementedError("no database"));
   absl::StatusOr<const storage::Entity*> entity =
       FindEntity(*catalog_, request->entity());
-  if (!entity.ok()) return FinishNow(context, entity.status());
+  if (!entity.ok()) return call->Reply(entity.status());
   absl::StatusOr<storage::ColumnValues> values =
-      RowFromProto(**entity, request->row());
-  if (!values.ok()) return FinishNow(context, values.status());
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RunOnWorker(*pool_, context, reactor,
-              [entity = *entity, values = std::move(*values),
+      RowFromProto(**entity, request->row(), options_.max_value_bytes);
+  if (!values.ok()) return call->Reply(values.status());
+  if (absl::Status s =
+          storage::RequestLog::CheckRequestId(request->request_id());
+      !s.ok()) {
+    return call->Reply(s);
+  }
+  RunOnWorker(*pool_, context, call,
+              [log = options_.request_log, entity = *entity,
+               values = std::move(*values), request,
                response](storage::Connection& conn) -> absl::Status {
-                absl::StatusOr<storage::Row> row =
-                    storage::UpdateRow(conn, *entity, values);
-                if (!row.ok()) return row.status();
-                RowToProto(*entity, *row, AllColumns(*entity),
-                           response->mutable_row());
-                return absl::OkStatus();
+                return WriteOnce(log, conn, "Update", *request, response,
+                                 [&](storage::Connection& c) -> absl::Status {
+                                   absl::StatusOr<storage::Row> row =
+                                       storage::UpdateRow(c, *entity, values);
+                                   if (!row.ok()) return row.status();
+                                   RowToProto(*entity, *row,
+                                              AllColumns(*entity),
+                                              response->mutable_row());
+                                   return absl::OkStatus();
+                                 });
               });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::Delete(
-    grpc::CallbackServerContext* context, const v1::DeleteRequest* request,
-    v1::DeleteResponse* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return ServeRaw<v1::DeleteRequest, v1::DeleteResponse>(
+      request, response,
+      [&](RawUnaryCall<v1::DeleteRequest, v1::DeleteResponse>* call) {
+        HandleDelete(context, call);
+      });
+}
+
+void DataServiceImpl::HandleDelete(
+    grpc::CallbackServerContext* context,
+    RawUnaryCall<v1::DeleteRequest, v1::DeleteResponse>* call) {
+  const v1::DeleteRequest* request = &call->request();
+  v1::DeleteResponse* response = call->response();
   if (pool_ == nullptr)
-    return FinishNow(context, absl::UnimplementedError("no database"));
+    return call->Reply(absl::UnimplementedError("no database"));
   absl::StatusOr<const storage::Entity*> entity =
       FindEntity(*catalog_, request->entity());
-  if (!entity.ok()) return FinishNow(context, entity.status());
+  if (!entity.ok()) return call->Reply(entity.status());
   if (absl::Status s =
           CheckRequestSize("Delete asks", request->keys_size(), "keys");
       !s.ok()) {
-    return FinishNow(context, s);
+    return call->Reply(s);
   }
   std::vector<storage::Value> keys;
-  for (const v1::Value& key : request->keys())
-    keys.push_back(ValueFromProto(key));
+  keys.reserve(request->keys_size());
+  for (const v1::Value& key : request->keys()) {
+    absl::StatusOr<storage::Value> value =
+        ValueFromProto(key, (*entity)->key().name, options_.max_value_bytes);
+    if (!value.ok()) return call->Reply(value.status());
+    keys.push_back(std::move(*value));
+  }
   std::optional<storage::Value> expected;
   if (request->has_expected_version()) {
-    expected = ValueFromProto(request->expected_version());
+    absl::StatusOr<storage::Value> value =
+        ValueFromProto(request->expected_version(), "expected_version",
+                       options_.max_value_bytes);
+    if (!value.ok()) return call->Reply(value.status());
+    expected = std::move(*value);
   }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RunOnWorker(*pool_, context, reactor,
-              [entity = *entity, keys = std::move(keys), expected, request,
-               response](storage::Connection& conn) -> absl::Status {
-                absl::StatusOr<std::vector<bool>> deleted =
-                    storage::DeleteRows(conn, *entity, keys, expected);
-                if (!deleted.ok()) return deleted.status();
-                for (size_t i = 0; i < deleted->size(); ++i) {
-                  if ((*deleted)[i])
-                    *response->add_deleted_keys() = request->keys(i);
-                }
-                return absl::OkStatus();
-              });
-  return reactor;
+  if (absl::Status s =
+          storage::RequestLog::CheckRequestId(request->request_id());
+      !s.ok()) {
+    return call->Reply(s);
+  }
+  RunOnWorker(
+      *pool_, context, call,
+      [log = options_.request_log, entity = *entity, keys = std::move(keys),
+       expected, request, response](storage::Connection& conn) -> absl::Status {
+        return WriteOnce(log, conn, "Delete", *request, response,
+                         [&](storage::Connection& c) -> absl::Status {
+                           absl::StatusOr<std::vector<bool>> deleted =
+                               storage::DeleteRows(c, *entity, keys, expected);
+                           if (!deleted.ok()) return deleted.status();
+                           for (size_t i = 0; i < deleted->size(); ++i) {
+                             if ((*deleted)[i])
+                               *response->add_deleted_keys() = request->keys(i);
+                           }
+                           return absl::OkStatus();
+                         });
+      });
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::Page(
-    grpc::CallbackServerContext* context, const v1::PageRequest* request,
-    v1::PageResponse* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return ServeRaw<v1::PageRequest, v1::PageResponse>(
+      request, response,
+      [&](RawUnaryCall<v1::PageRequest, v1::PageResponse>* call) {
+        HandlePage(context, call);
+      });
+}
+
+void DataServiceImpl::HandlePage(
+    grpc::CallbackServerContext* context,
+    RawUnaryCall<v1::PageRequest, v1::PageResponse>* call) {
+  const v1::PageRequest* request = &call->request();
+  v1::PageResponse* response = call->response();
   if (pool_ == nullptr)
-    return FinishNow(context, absl::UnimplementedError("no database"));
+    return call->Reply(absl::UnimplementedError("no database"));
   absl::StatusOr<const storage::Entity*> entity =
       FindEntity(*catalog_, request->entity());
-  if (!entity.ok()) return FinishNow(context, entity.status());
+  if (!entity.ok()) return call->Reply(entity.status());
   absl::StatusOr<std::vector<int>> columns =
       ResolveColumns(**entity, request->columns());
-  if (!columns.ok()) return FinishNow(context, columns.status());
+  if (!columns.ok()) return call->Reply(columns.status());
   if (request->page_size() < 0) {
-    return FinishNow(context, absl::InvalidArgumentError(absl::StrCat(
-                                  "page_size must not be negative (got ",
-                                  request->page_size(), ")")));
+    return call->Reply(absl::InvalidArgumentError(absl::StrCat(
+        "page_size must not be negative (got ", request->page_size(), ")")));
   }
   if (request->offset() < 0) {
-    return FinishNow(context, absl::InvalidArgumentError(absl::StrCat(
-                                  "offset must not be negative (got ",
-                                  request->offset(), ")")));
+    return call->Reply(absl::InvalidArgumentError(absl::StrCat(
+        "offset must not be negative (got ", request->offset(), ")")));
+  }
+  if (static_cast<size_t>(request->filters_size()) >
+      options_.max_filters_per_page) {
+    return call->Reply(absl::InvalidArgumentError(
+        absl::StrCat("Page has ", request->filters_size(), " filters; at most ",
+                     options_.max_filters_per_page,
+                     " are allowed (--max_filters_per_page)")));
+  }
+  // Past the last column (and the key, which ends the order) more terms
+  // change nothing; a bound keeps the statement and its token small.
+  constexpr int kMaxOrderBy = 32;
+  if (request->order_by_size() > kMaxOrderBy) {
+    return call->Reply(absl::InvalidArgumentError(absl::StrCat(
+        "Page has ", request->order_by_size(), " order_by terms; at most ",
+        kMaxOrderBy, " are allowed")));
   }
   storage::PageQuery query;
   // 0 means the default; neither the default nor a request exceeds the cap.
@@ -585,7 +744,7 @@ grpc::ServerUnaryReactor* DataServiceImpl::Page(
   query.page_token = request->page_token();
   for (const v1::Filter& f : request->filters()) {
     absl::StatusOr<int> column = FindColumn(**entity, f.column());
-    if (!column.ok()) return FinishNow(context, column.status());
+    if (!column.ok()) return call->Reply(column.status());
     storage::FilterSpec spec;
     spec.column = *column;
     switch (f.op()) {
@@ -617,26 +776,39 @@ grpc::ServerUnaryReactor* DataServiceImpl::Page(
         spec.op = storage::FilterOp::kIsNotNull;
         break;
       default:
-        return FinishNow(context, absl::InvalidArgumentError(
-                                      absl::StrCat("filter on \"", f.column(),
-                                                   "\" has no operator (op)")));
+        return call->Reply(absl::InvalidArgumentError(
+            absl::StrCat("filter on \"", storage::Abbreviate(f.column()),
+                         "\" has no operator (op)")));
     }
+    const std::string& column_name = (*entity)->columns[*column].name;
     if (spec.op == storage::FilterOp::kIn) {
-      for (const v1::Value& v : f.values())
-        spec.values.push_back(ValueFromProto(v));
+      if (static_cast<size_t>(f.values_size()) > options_.max_in_values) {
+        return call->Reply(absl::InvalidArgumentError(absl::StrCat(
+            "IN filter on \"", column_name, "\" has ", f.values_size(),
+            " values; at most ", options_.max_in_values,
+            " are allowed (--max_in_values)")));
+      }
+      for (const v1::Value& v : f.values()) {
+        absl::StatusOr<storage::Value> value =
+            ValueFromProto(v, column_name, options_.max_value_bytes);
+        if (!value.ok()) return call->Reply(value.status());
+        spec.values.push_back(std::move(*value));
+      }
     } else if (spec.op != storage::FilterOp::kIsNull &&
                spec.op != storage::FilterOp::kIsNotNull) {
-      spec.values.push_back(ValueFromProto(f.value()));
+      absl::StatusOr<storage::Value> value =
+          ValueFromProto(f.value(), column_name, options_.max_value_bytes);
+      if (!value.ok()) return call->Reply(value.status());
+      spec.values.push_back(std::move(*value));
     }
     query.filters.push_back(std::move(spec));
   }
   for (const v1::OrderBy& o : request->order_by()) {
     absl::StatusOr<int> column = FindColumn(**entity, o.column());
-    if (!column.ok()) return FinishNow(context, column.status());
+    if (!column.ok()) return call->Reply(column.status());
     query.order.push_back({*column, o.descending()});
   }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RunOnWorker(*pool_, context, reactor,
+  RunOnWorker(*pool_, context, call,
               [entity = *entity, query = std::move(query),
                columns = std::move(*columns),
                response](storage::Connection& conn) -> absl::Status {
@@ -649,26 +821,46 @@ grpc::ServerUnaryReactor* DataServiceImpl::Page(
                 response->set_next_page_token(std::move(page->next_page_token));
                 return absl::OkStatus();
               });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::ListEntities(
-    grpc::CallbackServerContext* context, const v1::ListEntitiesRequest*,
-    v1::ListEntitiesResponse* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return ServeRaw<v1::ListEntitiesRequest, v1::ListEntitiesResponse>(
+      request, response,
+      [&](RawUnaryCall<v1::ListEntitiesRequest, v1::ListEntitiesResponse>*
+              call) { HandleListEntities(context, call); });
+}
+
+void DataServiceImpl::HandleListEntities(
+    grpc::CallbackServerContext* /*context*/,
+    RawUnaryCall<v1::ListEntitiesRequest, v1::ListEntitiesResponse>* call) {
+  v1::ListEntitiesResponse* response = call->response();
   for (const storage::Entity& entity : catalog_->entities()) {
     service::DescribeEntity(entity, response->add_entities());
   }
-  return FinishNow(context, absl::OkStatus());
+  return call->Reply(absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::DescribeEntity(
-    grpc::CallbackServerContext* context,
-    const v1::DescribeEntityRequest* request, v1::EntityDescription* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return ServeRaw<v1::DescribeEntityRequest, v1::EntityDescription>(
+      request, response,
+      [&](RawUnaryCall<v1::DescribeEntityRequest, v1::EntityDescription>*
+              call) { HandleDescribeEntity(context, call); });
+}
+
+void DataServiceImpl::HandleDescribeEntity(
+    grpc::CallbackServerContext* /*context*/,
+    RawUnaryCall<v1::DescribeEntityRequest, v1::EntityDescription>* call) {
+  const v1::DescribeEntityRequest* request = &call->request();
+  v1::EntityDescription* response = call->response();
   absl::StatusOr<const storage::Entity*> entity =
       FindEntity(*catalog_, request->entity());
-  if (!entity.ok()) return FinishNow(context, entity.status());
+  if (!entity.ok()) return call->Reply(entity.status());
   service::DescribeEntity(**entity, response);
-  return FinishNow(context, absl::OkStatus());
+  return call->Reply(absl::OkStatus());
 }
 
 }  // namespace rowgate::service

@@ -17,14 +17,20 @@
 #include "absl/status/statusor.h"
 #include "loader/batch_loader.h"
 #include "rowgate/v1/rowgate.grpc.pb.h"
-#include "service/arena_allocator.h"
+#include "service/raw_call.h"
 #include "storage/catalog.h"
+#include "storage/request_log.h"
 #include "storage/worker_pool.h"
 
 namespace rowgate::service {
 
 struct DataServiceOptions {
   size_t max_keys_per_request = 1000;
+  // Request limits past which a call is INVALID_ARGUMENT naming the limit
+  // (README "Limits").
+  size_t max_filters_per_page = 64;
+  size_t max_in_values = 1000;
+  size_t max_value_bytes = 1 << 20;
   int default_page_size = 50;
   int page_size_cap = 1000;
   size_t max_inflight_per_stream = 1024;
@@ -32,6 +38,9 @@ struct DataServiceOptions {
   // in memory (keys 1..memory_backend_rows exist), never touching a database.
   bool memory_backend = false;
   int64_t memory_backend_rows = 1000000;
+  // Where Insert/Update/Delete with a request_id are deduplicated (must
+  // outlive the service); null: such writes answer FAILED_PRECONDITION.
+  const storage::RequestLog* request_log = nullptr;
 };
 
 // A BatchGet request checked against the catalog, ready for the loader.
@@ -41,7 +50,20 @@ struct PreparedLookup {
   loader::LoadRequest load;
 };
 
-class DataServiceImpl final : public v1::DataService::CallbackService {
+// Every method is served raw (see raw_call.h): requests are parsed here, so
+// one that cannot be parsed is INVALID_ARGUMENT, not gRPC's UNIMPLEMENTED.
+using RawDataService = v1::DataService::WithRawCallbackMethod_BatchGet<
+    v1::DataService::WithRawCallbackMethod_StreamBatchGet<
+        v1::DataService::WithRawCallbackMethod_Insert<
+            v1::DataService::WithRawCallbackMethod_Update<
+                v1::DataService::WithRawCallbackMethod_Delete<
+                    v1::DataService::WithRawCallbackMethod_Page<
+                        v1::DataService::WithRawCallbackMethod_ListEntities<
+                            v1::DataService::
+                                WithRawCallbackMethod_DescribeEntity<
+                                    v1::DataService::Service>>>>>>>>;
+
+class DataServiceImpl final : public RawDataService {
  public:
   // `pool` may be null only with options.memory_backend.
   DataServiceImpl(DataServiceOptions options,
@@ -49,31 +71,28 @@ class DataServiceImpl final : public v1::DataService::CallbackService {
                   loader::Loader* loader, storage::WorkerPool* pool);
 
   grpc::ServerUnaryReactor* BatchGet(grpc::CallbackServerContext* context,
-                                     const v1::BatchGetRequest* request,
-                                     v1::BatchGetResponse* response) override;
-  grpc::ServerBidiReactor<v1::StreamBatchGetRequest,
-                          v1::StreamBatchGetResponse>*
-  StreamBatchGet(grpc::CallbackServerContext* context) override;
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* StreamBatchGet(
+      grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* Insert(grpc::CallbackServerContext* context,
-                                   const v1::InsertRequest* request,
-                                   v1::InsertResponse* response) override;
+                                   const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* Update(grpc::CallbackServerContext* context,
-                                   const v1::UpdateRequest* request,
-                                   v1::UpdateResponse* response) override;
+                                   const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* context,
-                                   const v1::DeleteRequest* request,
-                                   v1::DeleteResponse* response) override;
+                                   const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* Page(grpc::CallbackServerContext* context,
-                                 const v1::PageRequest* request,
-                                 v1::PageResponse* response) override;
-  grpc::ServerUnaryReactor* ListEntities(
-      grpc::CallbackServerContext* context,
-      const v1::ListEntitiesRequest* request,
-      v1::ListEntitiesResponse* response) override;
-  grpc::ServerUnaryReactor* DescribeEntity(
-      grpc::CallbackServerContext* context,
-      const v1::DescribeEntityRequest* request,
-      v1::EntityDescription* response) override;
+                                 const grpc::ByteBuffer* request,
+                                 grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ListEntities(grpc::CallbackServerContext* context,
+                                         const grpc::ByteBuffer* request,
+                                         grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* DescribeEntity(grpc::CallbackServerContext* context,
+                                           const grpc::ByteBuffer* request,
+                                           grpc::ByteBuffer* response) override;
 
   // Shared by the unary and the streaming BatchGet.
   absl::StatusOr<PreparedLookup> PrepareLookup(
@@ -96,12 +115,26 @@ class DataServiceImpl final : public v1::DataService::CallbackService {
   absl::Status CheckRequestSize(absl::string_view what, int count,
                                 absl::string_view unit) const;
 
+  // The typed handlers behind the raw methods; each ends in call->Reply().
+  void HandleInsert(grpc::CallbackServerContext* context,
+                    RawUnaryCall<v1::InsertRequest, v1::InsertResponse>* call);
+  void HandleUpdate(grpc::CallbackServerContext* context,
+                    RawUnaryCall<v1::UpdateRequest, v1::UpdateResponse>* call);
+  void HandleDelete(grpc::CallbackServerContext* context,
+                    RawUnaryCall<v1::DeleteRequest, v1::DeleteResponse>* call);
+  void HandlePage(grpc::CallbackServerContext* context,
+                  RawUnaryCall<v1::PageRequest, v1::PageResponse>* call);
+  void HandleListEntities(
+      grpc::CallbackServerContext* context,
+      RawUnaryCall<v1::ListEntitiesRequest, v1::ListEntitiesResponse>* call);
+  void HandleDescribeEntity(
+      grpc::CallbackServerContext* context,
+      RawUnaryCall<v1::DescribeEntityRequest, v1::EntityDescription>* call);
+
   const DataServiceOptions options_;
   const std::shared_ptr<const storage::Catalog> catalog_;
   loader::Loader* const loader_;
   storage::WorkerPool* const pool_;
-  ArenaMessageAllocator<v1::BatchGetRequest, v1::BatchGetResponse>
-      batch_get_allocator_;
 };
 
 // The catalog memory_backend mode serves: the demo schema's `users`.

@@ -1,5 +1,6 @@
 // rowgate's entry point: flags (each also from an environment variable),
 // start-up, and graceful shutdown on SIGTERM or SIGINT.
+#include <malloc.h>
 #include <signal.h>
 
 #include <cstdlib>
@@ -33,6 +34,11 @@ ABSL_FLAG(std::string, version_column, "lastchange",
 ABSL_FLAG(int, max_keys_per_request, 1000,
           "Most keys (or rows) one BatchGet, Insert or Delete may carry.");
 ABSL_FLAG(int, page_size_cap, 1000, "Largest page a Page call returns.");
+ABSL_FLAG(int, max_filters_per_page, 64,
+          "Most filters one Page call may carry.");
+ABSL_FLAG(int, max_in_values, 1000, "Most values one IN filter may list.");
+ABSL_FLAG(int, max_value_bytes, 1 << 20,
+          "Largest string or bytes value a request may carry.");
 ABSL_FLAG(bool, loader_merge, true,
           "Merge concurrent lookups into shared queries (false: one query "
           "per request, for comparison).");
@@ -57,6 +63,10 @@ ABSL_FLAG(int, shutdown_grace_s, 10,
           "Seconds in-flight calls get to finish on SIGTERM/SIGINT.");
 ABSL_FLAG(int, startup_timeout_s, 30,
           "Seconds to keep retrying an unreachable PostgreSQL at start.");
+ABSL_FLAG(int, request_id_retention_s, 86400,
+          "Seconds a write's request_id is remembered: a retry with the "
+          "same id within it returns the first answer. Expired ids are "
+          "purged in the background.");
 ABSL_FLAG(std::string, metrics_listen, "",
           "host:port for Prometheus metrics at /metrics (e.g. "
           "127.0.0.1:9464); empty: off.");
@@ -65,6 +75,39 @@ ABSL_FLAG(std::string, metrics_port_file, "",
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound port is written to this file once serving.");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
+ABSL_FLAG(int, stream_max_inflight, 1024,
+          "StreamBatchGet requests in flight on one stream; the stream stops "
+          "reading more until answers go out (backpressure).");
+// Transport limits: what one client may make gRPC hold (README "Limits").
+ABSL_FLAG(int, max_receive_message_bytes, 4 << 20,
+          "Largest request message; larger ones get RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int, max_send_message_bytes, 16 << 20,
+          "Largest response message; a larger answer fails with "
+          "RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int, max_concurrent_streams, 100,
+          "Calls open at once on one HTTP/2 connection "
+          "(SETTINGS_MAX_CONCURRENT_STREAMS).");
+ABSL_FLAG(int, max_metadata_bytes, 8 << 10,
+          "Largest request header list (metadata) accepted.");
+ABSL_FLAG(int, keepalive_time_s, 60,
+          "Ping a connection after this long without activity.");
+ABSL_FLAG(int, keepalive_timeout_s, 20,
+          "Close a connection whose ping is unanswered this long.");
+ABSL_FLAG(int, min_client_ping_interval_s, 10,
+          "Shortest interval between client pings without data; faster "
+          "pings are strikes.");
+ABSL_FLAG(int, max_ping_strikes, 2,
+          "Pings too fast after which a connection is closed (GOAWAY "
+          "ENHANCE_YOUR_CALM); 0: no limit.");
+ABSL_FLAG(int, max_connection_idle_s, 0,
+          "Close a connection with no call for this long (0: never).");
+ABSL_FLAG(int, max_connection_age_s, 0,
+          "Close connections older than this with a GOAWAY (0: never).");
+ABSL_FLAG(int, max_connection_age_grace_s, 30,
+          "Time calls get to finish on a connection closed for its age.");
+ABSL_FLAG(int, malloc_trim_interval_s, 5,
+          "Every this many seconds, hand memory freed since back to the "
+          "system (glibc malloc_trim); 0: never.");
 ABSL_FLAG(bool, bench_memory_backend, false,
           "Benchmark only: answer BatchGet on `users` from memory, with no "
           "database (the gRPC ceiling).");
@@ -113,6 +156,13 @@ void Fail(const std::string& message) {
   std::exit(2);
 }
 
+// Exits 2 naming the flag unless min <= value <= max.
+void RequireRange(absl::string_view flag, int value, int min, int max) {
+  if (value >= min && value <= max) return;
+  Fail(absl::StrCat("--", flag, " must be between ", min, " and ", max,
+                    " (got ", value, ")"));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -141,6 +191,65 @@ int main(int argc, char** argv) {
   }
   rowgate::service::SetLogLevel(level);
 
+  // Every numeric flag is checked as the int it was parsed into, before any
+  // conversion: -1 stored in a size_t would read as "no limit".
+  RequireRange("pool_size", absl::GetFlag(FLAGS_pool_size), 1, 10000);
+  RequireRange("max_keys_per_request",
+               absl::GetFlag(FLAGS_max_keys_per_request), 1, 1000000);
+  RequireRange("page_size_cap", absl::GetFlag(FLAGS_page_size_cap), 1, 1000000);
+  RequireRange("max_filters_per_page",
+               absl::GetFlag(FLAGS_max_filters_per_page), 1, 10000);
+  RequireRange("max_in_values", absl::GetFlag(FLAGS_max_in_values), 1, 60000);
+  RequireRange("max_value_bytes", absl::GetFlag(FLAGS_max_value_bytes), 1,
+               1 << 30);
+  RequireRange("loader_max_keys_per_query",
+               absl::GetFlag(FLAGS_loader_max_keys_per_query), 1, 1000000);
+  RequireRange("loader_max_inflight_queries",
+               absl::GetFlag(FLAGS_loader_max_inflight_queries), 1, 10000);
+  RequireRange("loader_parallel_min_keys",
+               absl::GetFlag(FLAGS_loader_parallel_min_keys), 1, 1000000);
+  RequireRange("loader_max_wait_us", absl::GetFlag(FLAGS_loader_max_wait_us), 0,
+               60000000);
+  RequireRange("loader_max_pending_keys",
+               absl::GetFlag(FLAGS_loader_max_pending_keys), 1, 100000000);
+  RequireRange("health_check_interval_ms",
+               absl::GetFlag(FLAGS_health_check_interval_ms), 10, 3600000);
+  RequireRange("shutdown_grace_s", absl::GetFlag(FLAGS_shutdown_grace_s), 0,
+               3600);
+  RequireRange("startup_timeout_s", absl::GetFlag(FLAGS_startup_timeout_s), 0,
+               3600);
+  // Up to ten years, so that the retention in seconds stays far from any
+  // overflow in PostgreSQL's interval arithmetic.
+  RequireRange("request_id_retention_s",
+               absl::GetFlag(FLAGS_request_id_retention_s), 1, 315360000);
+  RequireRange("stream_max_inflight", absl::GetFlag(FLAGS_stream_max_inflight),
+               1, 1000000);
+  RequireRange("max_receive_message_bytes",
+               absl::GetFlag(FLAGS_max_receive_message_bytes), 1024, 1 << 30);
+  RequireRange("max_send_message_bytes",
+               absl::GetFlag(FLAGS_max_send_message_bytes), 1024, 1 << 30);
+  RequireRange("max_concurrent_streams",
+               absl::GetFlag(FLAGS_max_concurrent_streams), 1, 100000);
+  RequireRange("max_metadata_bytes", absl::GetFlag(FLAGS_max_metadata_bytes),
+               1024, 1 << 24);
+  RequireRange("keepalive_time_s", absl::GetFlag(FLAGS_keepalive_time_s), 1,
+               86400);
+  RequireRange("keepalive_timeout_s", absl::GetFlag(FLAGS_keepalive_timeout_s),
+               1, 3600);
+  RequireRange("min_client_ping_interval_s",
+               absl::GetFlag(FLAGS_min_client_ping_interval_s), 0, 86400);
+  RequireRange("max_ping_strikes", absl::GetFlag(FLAGS_max_ping_strikes), 0,
+               1000);
+  // Passed to gRPC in milliseconds as an int: at most ~24 days.
+  RequireRange("max_connection_idle_s",
+               absl::GetFlag(FLAGS_max_connection_idle_s), 0, 2000000);
+  RequireRange("max_connection_age_s",
+               absl::GetFlag(FLAGS_max_connection_age_s), 0, 2000000);
+  RequireRange("max_connection_age_grace_s",
+               absl::GetFlag(FLAGS_max_connection_age_grace_s), 0, 86400);
+  RequireRange("malloc_trim_interval_s",
+               absl::GetFlag(FLAGS_malloc_trim_interval_s), 0, 3600);
+
   rowgate::service::ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.database_url = absl::GetFlag(FLAGS_database_url);
@@ -152,37 +261,47 @@ int main(int argc, char** argv) {
       absl::Milliseconds(absl::GetFlag(FLAGS_health_check_interval_ms));
   options.startup_timeout =
       absl::Seconds(absl::GetFlag(FLAGS_startup_timeout_s));
+  options.request_id_retention =
+      absl::Seconds(absl::GetFlag(FLAGS_request_id_retention_s));
   options.data.max_keys_per_request = absl::GetFlag(FLAGS_max_keys_per_request);
   options.data.page_size_cap = absl::GetFlag(FLAGS_page_size_cap);
+  options.data.max_filters_per_page = absl::GetFlag(FLAGS_max_filters_per_page);
+  options.data.max_in_values = absl::GetFlag(FLAGS_max_in_values);
+  options.data.max_value_bytes = absl::GetFlag(FLAGS_max_value_bytes);
   options.data.memory_backend = absl::GetFlag(FLAGS_bench_memory_backend);
+  options.data.max_inflight_per_stream =
+      absl::GetFlag(FLAGS_stream_max_inflight);
+  {
+    rowgate::service::TransportOptions& t = options.transport;
+    t.max_receive_message_bytes =
+        absl::GetFlag(FLAGS_max_receive_message_bytes);
+    t.max_send_message_bytes = absl::GetFlag(FLAGS_max_send_message_bytes);
+    t.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+    t.max_metadata_bytes = absl::GetFlag(FLAGS_max_metadata_bytes);
+    t.keepalive_time = absl::Seconds(absl::GetFlag(FLAGS_keepalive_time_s));
+    t.keepalive_timeout =
+        absl::Seconds(absl::GetFlag(FLAGS_keepalive_timeout_s));
+    t.min_ping_interval =
+        absl::Seconds(absl::GetFlag(FLAGS_min_client_ping_interval_s));
+    t.max_ping_strikes = absl::GetFlag(FLAGS_max_ping_strikes);
+    t.max_connection_idle =
+        absl::Seconds(absl::GetFlag(FLAGS_max_connection_idle_s));
+    t.max_connection_age =
+        absl::Seconds(absl::GetFlag(FLAGS_max_connection_age_s));
+    t.max_connection_age_grace =
+        absl::Seconds(absl::GetFlag(FLAGS_max_connection_age_grace_s));
+  }
   options.loader.merge = absl::GetFlag(FLAGS_loader_merge);
   options.loader.max_keys_per_query =
       absl::GetFlag(FLAGS_loader_max_keys_per_query);
   options.loader.max_inflight_per_queue =
       absl::GetFlag(FLAGS_loader_max_inflight_queries);
   options.loader.parallel_min_keys =
-      std::max(1, absl::GetFlag(FLAGS_loader_parallel_min_keys));
+      absl::GetFlag(FLAGS_loader_parallel_min_keys);
   options.loader.max_wait =
       absl::Microseconds(absl::GetFlag(FLAGS_loader_max_wait_us));
   options.loader.max_pending_keys =
       absl::GetFlag(FLAGS_loader_max_pending_keys);
-
-  if (options.pool_size < 1) Fail("--pool_size must be at least 1");
-  if (absl::GetFlag(FLAGS_health_check_interval_ms) < 10) {
-    Fail("--health_check_interval_ms must be at least 10");
-  }
-  if (options.data.max_keys_per_request < 1)
-    Fail("--max_keys_per_request must be at least 1");
-  if (options.data.page_size_cap < 1)
-    Fail("--page_size_cap must be at least 1");
-  if (options.loader.max_keys_per_query < 1)
-    Fail("--loader_max_keys_per_query must be at least 1");
-  if (options.loader.max_inflight_per_queue < 1)
-    Fail("--loader_max_inflight_queries must be at least 1");
-  if (absl::GetFlag(FLAGS_loader_max_wait_us) < 0)
-    Fail("--loader_max_wait_us must not be negative");
-  if (absl::GetFlag(FLAGS_loader_max_pending_keys) < 1)
-    Fail("--loader_max_pending_keys must be at least 1");
 
   Log(LogLevel::kInfo, "starting",
       {{"listen", options.listen},
@@ -197,6 +316,8 @@ int main(int argc, char** argv) {
         absl::StrCat(options.loader.max_inflight_per_queue)},
        {"loader_max_wait_us",
         absl::StrCat(absl::GetFlag(FLAGS_loader_max_wait_us))},
+       {"max_concurrent_streams",
+        absl::StrCat(options.transport.max_concurrent_streams)},
        {"memory_backend", options.data.memory_backend ? "true" : "false"}});
 
   // Signals are taken synchronously by this thread (sigwait), so no handler
@@ -224,8 +345,21 @@ int main(int argc, char** argv) {
   };
   write_port(absl::GetFlag(FLAGS_metrics_port_file), (*server)->metrics_port());
   write_port(absl::GetFlag(FLAGS_port_file), (*server)->port());
+  // glibc keeps freed memory in its arenas: after a burst (e.g. 50,000
+  // reset streams, README "Hostile clients") RSS stayed at ~600 MB with
+  // almost all of it free. This thread, idle otherwise, returns it.
+  const int trim_s = absl::GetFlag(FLAGS_malloc_trim_interval_s);
   int received = 0;
-  sigwait(&signals, &received);
+  while (true) {
+    if (trim_s <= 0) {
+      sigwait(&signals, &received);
+      break;
+    }
+    const timespec interval{trim_s, 0};
+    received = sigtimedwait(&signals, nullptr, &interval);
+    if (received > 0) break;
+    malloc_trim(0);
+  }
   Log(LogLevel::kInfo, "shutting down",
       {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"}});
   (*server)->Shutdown(absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_s)));

@@ -4,7 +4,18 @@
 
 namespace rowgate::service {
 
-storage::Value ValueFromProto(const v1::Value& value) {
+absl::StatusOr<storage::Value> ValueFromProto(const v1::Value& value,
+                                              absl::string_view column,
+                                              size_t max_bytes) {
+  const size_t size =
+      value.kind_case() == v1::Value::kStringValue ? value.string_value().size()
+      : value.kind_case() == v1::Value::kBytesValue ? value.bytes_value().size()
+                                                    : 0;
+  if (size > max_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the value for column \"", storage::Abbreviate(column), "\" is ", size,
+        " bytes; at most ", max_bytes, " are allowed (--max_value_bytes)"));
+  }
   switch (value.kind_case()) {
     case v1::Value::kInt64Value:
       return value.int64_value();
@@ -18,7 +29,24 @@ storage::Value ValueFromProto(const v1::Value& value) {
       return storage::Bytes{value.bytes_value()};
     case v1::Value::kTimestampValue: {
       const auto& ts = value.timestamp_value();
-      // Round half up to the microsecond; nanos are within [0, 1e9).
+      // google.protobuf.Timestamp's own valid range (0001-01-01 to
+      // 9999-12-31, nanos in [0, 1e9)); it lies inside PostgreSQL's, and
+      // checking it first keeps the arithmetic below from overflowing.
+      constexpr int64_t kMinSeconds = -62135596800;
+      constexpr int64_t kMaxSeconds = 253402300799;
+      if (ts.seconds() < kMinSeconds || ts.seconds() > kMaxSeconds) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "timestamp for column \"", storage::Abbreviate(column),
+            "\" is out of range: seconds ", ts.seconds(), " is not between ",
+            kMinSeconds, " (0001-01-01) and ", kMaxSeconds, " (9999-12-31)"));
+      }
+      if (ts.nanos() < 0 || ts.nanos() > 999999999) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("timestamp for column \"", storage::Abbreviate(column),
+                         "\" is out of range: nanos ", ts.nanos(),
+                         " is not between 0 and 999999999"));
+      }
+      // Round half up to the microsecond.
       return storage::Timestamp{ts.seconds() * 1000000 +
                                 (ts.nanos() + 500) / 1000};
     }
@@ -68,10 +96,16 @@ absl::StatusOr<const storage::Entity*> FindEntity(
   if (name.empty()) {
     return absl::InvalidArgumentError("entity is required");
   }
+  // No longer name can match: refused before any lookup.
+  if (name.size() > kMaxIdentifierBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "entity name \"", storage::Abbreviate(name), "\" is ", name.size(),
+        " bytes; PostgreSQL identifiers are at most ", kMaxIdentifierBytes));
+  }
   const storage::Entity* entity = catalog.Find(name);
   if (entity == nullptr) {
     return absl::InvalidArgumentError(
-        absl::StrCat("unknown entity \"", name,
+        absl::StrCat("unknown entity \"", storage::Abbreviate(name),
                      "\" (ListEntities shows the tables rowgate serves)"));
   }
   return entity;
@@ -79,10 +113,20 @@ absl::StatusOr<const storage::Entity*> FindEntity(
 
 absl::StatusOr<int> FindColumn(const storage::Entity& entity,
                                const std::string& column) {
+  if (column.size() > kMaxIdentifierBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "column name \"", storage::Abbreviate(column), "\" is ", column.size(),
+        " bytes; PostgreSQL identifiers are at most ", kMaxIdentifierBytes));
+  }
+  if (column.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a column name of entity ", entity.name, " is empty"));
+  }
   const int index = entity.ColumnIndex(column);
   if (index < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown column \"", column, "\" of entity ", entity.name));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown column \"", storage::Abbreviate(column),
+                     "\" of entity ", entity.name));
   }
   return index;
 }
@@ -108,13 +152,16 @@ absl::StatusOr<std::vector<int>> ResolveColumns(
 }
 
 absl::StatusOr<storage::ColumnValues> RowFromProto(
-    const storage::Entity& entity, const v1::Row& row) {
+    const storage::Entity& entity, const v1::Row& row, size_t max_value_bytes) {
   storage::ColumnValues values;
   values.reserve(row.fields_size());
   for (const auto& [name, value] : row.fields()) {
     absl::StatusOr<int> index = FindColumn(entity, name);
     if (!index.ok()) return index.status();
-    values.emplace_back(*index, ValueFromProto(value));
+    absl::StatusOr<storage::Value> v =
+        ValueFromProto(value, name, max_value_bytes);
+    if (!v.ok()) return v.status();
+    values.emplace_back(*index, std::move(*v));
   }
   return values;
 }
@@ -150,10 +197,14 @@ void DescribeEntity(const storage::Entity& entity, v1::EntityDescription* out) {
   }
 }
 
+std::string BoundedMessage(absl::string_view message) {
+  return storage::Abbreviate(message, kMaxStatusMessageBytes);
+}
+
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
+                      BoundedMessage(status.message()));
 }
 
 }  // namespace rowgate::service

@@ -8,6 +8,8 @@
 
 #include <grpcpp/support/status.h>
 
+#include <cstddef>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -22,9 +24,22 @@
 namespace rowgate::service {
 
 // A proto Value as a storage Value. An unset Value reads as null.
-// Timestamps are rounded to the microsecond, as PostgreSQL stores them.
-storage::Value ValueFromProto(const v1::Value& value);
+// Timestamps are rounded to the microsecond, as PostgreSQL stores them;
+// INVALID_ARGUMENT naming `column` for one outside protobuf Timestamp's
+// valid range.
+// A string or bytes value above `max_bytes` is INVALID_ARGUMENT too.
+absl::StatusOr<storage::Value> ValueFromProto(
+    const v1::Value& value, absl::string_view column,
+    size_t max_bytes = std::numeric_limits<size_t>::max());
 void ValueToProto(const storage::Value& value, v1::Value* out);
+
+// PostgreSQL's identifier limit (NAMEDATALEN - 1): no longer entity or
+// column name can exist.
+inline constexpr size_t kMaxIdentifierBytes = 63;
+// Every status message rowgate sends is at most this long (plus a short
+// "…(N bytes)" mark), so an echoed value cannot push a client past its
+// metadata limit.
+inline constexpr size_t kMaxStatusMessageBytes = 900;
 
 // The named entity, or INVALID_ARGUMENT naming it.
 absl::StatusOr<const storage::Entity*> FindEntity(
@@ -44,7 +59,8 @@ absl::StatusOr<std::vector<int>> ResolveColumns(
 
 // The fields of `row` as column values of `entity`.
 absl::StatusOr<storage::ColumnValues> RowFromProto(
-    const storage::Entity& entity, const v1::Row& row);
+    const storage::Entity& entity, const v1::Row& row,
+    size_t max_value_bytes = std::numeric_limits<size_t>::max());
 
 // Writes the `columns` of `row` into `out`.
 void RowToProto(const storage::Entity& entity, const storage::Row& row,
@@ -52,6 +68,10 @@ void RowToProto(const storage::Entity& entity, const storage::Row& row,
 
 void DescribeEntity(const storage::Entity& entity, v1::EntityDescription* out);
 
+// `message` cut to kMaxStatusMessageBytes (on a character boundary).
+std::string BoundedMessage(absl::string_view message);
+
+// With the message bounded (BoundedMessage).
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
 }  // namespace rowgate::service

@@ -2,6 +2,8 @@
 
 #include <grpcpp/health_check_service_interface.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -32,6 +34,39 @@ absl::StatusOr<std::shared_ptr<const storage::Catalog>> LoadCatalog(
   }
 }
 
+// What one client may make the transport hold. Without these a single
+// connection could open 20,000 streams (~23 KB of gRPC state each).
+void ApplyTransportLimits(const TransportOptions& t,
+                          grpc::ServerBuilder& builder) {
+  auto ms = [](absl::Duration d) {
+    return static_cast<int>(
+        std::min<int64_t>(absl::ToInt64Milliseconds(d), INT32_MAX));
+  };
+  builder.SetMaxReceiveMessageSize(t.max_receive_message_bytes);
+  builder.SetMaxSendMessageSize(t.max_send_message_bytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             t.max_concurrent_streams);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, t.max_metadata_bytes);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, ms(t.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             ms(t.keepalive_timeout));
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+      ms(t.min_ping_interval));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES,
+                             t.max_ping_strikes);
+  if (t.max_connection_idle > absl::ZeroDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                               ms(t.max_connection_idle));
+  }
+  if (t.max_connection_age > absl::ZeroDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               ms(t.max_connection_age));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               ms(t.max_connection_age_grace));
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
@@ -42,6 +77,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
     if (options.database_url.empty()) {
       return absl::InvalidArgumentError(
           "no database: set --database_url or DATABASE_URL");
+    }
+    if (options.schema == storage::RequestLog::kDefaultSchema) {
+      // The catalog would serve the request log as an entity.
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--schema must not be \"", storage::RequestLog::kDefaultSchema,
+          "\": that schema holds rowgate's request log"));
     }
     absl::StatusOr<std::shared_ptr<const storage::Catalog>> catalog =
         LoadCatalog(options);
@@ -55,6 +96,32 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
     for (const std::string& skipped : server->catalog_->skipped()) {
       Log(LogLevel::kWarning, "table not served", {{"reason", skipped}});
     }
+    server->request_log_ = std::make_unique<storage::RequestLog>();
+    {
+      storage::Connection conn(options.database_url);
+      if (absl::Status s = server->request_log_->EnsureTable(conn); !s.ok()) {
+        Log(LogLevel::kWarning,
+            "request log unavailable: writes with a request_id will answer "
+            "FAILED_PRECONDITION",
+            {{"error", std::string(s.message())}});
+      }
+    }
+    options.data.request_log = server->request_log_.get();
+    server->request_log_purger_ = std::make_unique<storage::RequestLogPurger>(
+        *server->request_log_,
+        storage::RequestLogPurger::Options{
+            .database_url = options.database_url,
+            .retention = options.request_id_retention,
+            .interval = storage::RequestLogPurger::IntervalFor(
+                options.request_id_retention),
+            .on_change = [](const absl::Status& status) {
+              if (status.ok()) {
+                Log(LogLevel::kInfo, "request log purge works again");
+              } else {
+                Log(LogLevel::kWarning, "request log purge failed",
+                    {{"error", std::string(status.message())}});
+              }
+            }});
     server->pool_ =
         std::make_unique<storage::WorkerPool>(storage::WorkerPool::Options{
             .database_url = options.database_url, .size = options.pool_size});
@@ -84,6 +151,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   // gRPC sets SO_REUSEPORT by default, which lets a second rowgate bind the
   // same port and silently take half the traffic. A taken port must fail.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  ApplyTransportLimits(options.transport, builder);
   // One or more addresses: host:port for TCP, unix:/path for a unix socket
   // (the natural transport between containers of one pod).
   std::vector<std::string> addresses =
@@ -268,6 +336,7 @@ void Server::Shutdown(absl::Duration grace) {
   }
   health_stop_.notify_all();
   if (health_thread_.joinable()) health_thread_.join();
+  request_log_purger_.reset();
   metrics_http_.reset();
   // Create() may have failed before the gRPC server existed.
   if (grpc_server_ != nullptr) {

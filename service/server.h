@@ -8,6 +8,11 @@
 // its own, never one per probe) reaches PostgreSQL; NOT_SERVING while it
 // cannot, and from the start of Shutdown().
 //
+// Request ids (idempotent writes): Create() makes sure rowgate.request_log
+// exists (a warning, not a failure, when the database user may not create
+// it: only writes that carry a request_id are refused then), and a purger
+// thread of its own deletes ids older than request_id_retention.
+//
 // Create() blocks until the catalog is read (retrying while PostgreSQL is
 // unreachable, up to startup_timeout) and the server listens. Shutdown() may
 // be called from any thread, once; the destructor calls it if needed.
@@ -35,9 +40,45 @@
 #include "service/metrics.h"
 #include "service/reflection_service.h"
 #include "storage/catalog.h"
+#include "storage/request_log.h"
 #include "storage/worker_pool.h"
 
 namespace rowgate::service {
+
+// Limits on what one client can make the transport hold (gRPC 1.51 core
+// settings; README "Limits" lists each with what a client sees).
+// gRPC 1.51 offers no limit on the number of connections.
+struct TransportOptions {
+  // Largest request message accepted (RESOURCE_EXHAUSTED beyond it) and
+  // largest response sent (RESOURCE_EXHAUSTED to the caller beyond it).
+  int max_receive_message_bytes = 4 << 20;
+  int max_send_message_bytes = 16 << 20;
+  // SETTINGS_MAX_CONCURRENT_STREAMS: calls open at once on one connection.
+  // gRPC clients queue beyond it; a peer that opens more after acknowledging
+  // the setting has its connection closed by gRPC 1.51.
+  int max_concurrent_streams = 100;
+  // Largest request header list (HTTP/2 header list size); larger requests
+  // are refused.
+  int max_metadata_bytes = 8 << 10;
+  // (No grpc::ResourceQuota: with gRPC 1.51 a 32 MB quota was measured not
+  // to bound the memory of header-only floods or rapid reset, README
+  // "Hostile clients", so rowgate does not claim one.)
+
+  // Server keepalive: ping an idle connection after keepalive_time, close it
+  // if no answer within keepalive_timeout.
+  absl::Duration keepalive_time = absl::Minutes(1);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  // Client pings: at most one per min_ping_interval without data; the
+  // connection is closed (GOAWAY ENHANCE_YOUR_CALM) after max_ping_strikes
+  // pings faster than that.
+  absl::Duration min_ping_interval = absl::Seconds(10);
+  int max_ping_strikes = 2;
+  // Close connections with no call for this long / older than this (after
+  // a GOAWAY and a grace for calls in flight). Zero: never.
+  absl::Duration max_connection_idle = absl::ZeroDuration();
+  absl::Duration max_connection_age = absl::ZeroDuration();
+  absl::Duration max_connection_age_grace = absl::Seconds(30);
+};
 
 struct ServerOptions {
   // host:port for the Prometheus endpoint (/metrics); empty: off.
@@ -50,8 +91,12 @@ struct ServerOptions {
   std::string version_column = "lastchange";
   int pool_size = 4;
   absl::Duration startup_timeout = absl::Seconds(30);
+  // How long a request_id is remembered (at least; the purge runs every
+  // tenth of it, at most every minute).
+  absl::Duration request_id_retention = absl::Hours(24);
   DataServiceOptions data;
   loader::Loader::Options loader;
+  TransportOptions transport;
 };
 
 class Server {
@@ -82,6 +127,8 @@ class Server {
   // first, the pool (after an explicit drain in Shutdown) last.
   std::unique_ptr<storage::WorkerPool> pool_;
   std::shared_ptr<const storage::Catalog> catalog_;
+  std::unique_ptr<storage::RequestLog> request_log_;
+  std::unique_ptr<storage::RequestLogPurger> request_log_purger_;
   std::unique_ptr<loader::PoolBatchExecutor> executor_;
   std::unique_ptr<loader::Loader> loader_;
   std::unique_ptr<DataServiceImpl> data_service_;

@@ -25,6 +25,40 @@ constexpr char kSessionSetup[] =
 
 std::array<std::atomic<uint64_t>, 17> error_counts{};
 
+// The error's SQLSTATE. libpqxx 6.4 throws some of its sql_error subclasses
+// without one (e.g. insufficient_privilege): the class tells the code's
+// class, most specific first.
+std::string SqlStateOf(const pqxx::sql_error& e) {
+  if (!e.sqlstate().empty()) return e.sqlstate();
+  if (dynamic_cast<const pqxx::insufficient_privilege*>(&e)) return "42501";
+  if (dynamic_cast<const pqxx::undefined_column*>(&e)) return "42703";
+  if (dynamic_cast<const pqxx::undefined_function*>(&e)) return "42883";
+  if (dynamic_cast<const pqxx::undefined_table*>(&e)) return "42P01";
+  if (dynamic_cast<const pqxx::syntax_error*>(&e)) return "42601";
+  if (dynamic_cast<const pqxx::unique_violation*>(&e)) return "23505";
+  if (dynamic_cast<const pqxx::foreign_key_violation*>(&e)) return "23503";
+  if (dynamic_cast<const pqxx::not_null_violation*>(&e)) return "23502";
+  if (dynamic_cast<const pqxx::check_violation*>(&e)) return "23514";
+  if (dynamic_cast<const pqxx::integrity_constraint_violation*>(&e)) {
+    return "23000";
+  }
+  if (dynamic_cast<const pqxx::data_exception*>(&e)) return "22000";
+  if (dynamic_cast<const pqxx::feature_not_supported*>(&e)) return "0A000";
+  if (dynamic_cast<const pqxx::insufficient_resources*>(&e)) return "53000";
+  return "";
+}
+
+// The SQLSTATE of a transaction rollback, which libpqxx 6.4 reports as an
+// exception class only.
+std::string RollbackSqlState(const pqxx::transaction_rollback& e) {
+  if (dynamic_cast<const pqxx::serialization_failure*>(&e)) return "40001";
+  if (dynamic_cast<const pqxx::deadlock_detected*>(&e)) return "40P01";
+  if (dynamic_cast<const pqxx::statement_completion_unknown*>(&e)) {
+    return "40003";
+  }
+  return "40000";
+}
+
 }  // namespace
 
 std::array<uint64_t, 17> DatabaseErrorCounts() {
@@ -83,6 +117,11 @@ int Connection::backend_pid() const {
   return state_->conn ? state_->conn->backendpid() : 0;
 }
 
+void Connection::Disconnect() {
+  state_->conn.reset();
+  state_->prepared.clear();
+}
+
 absl::Status Connection::EnsureConnected() {
   if (state_->conn && state_->conn->is_open()) return absl::OkStatus();
   state_->conn.reset();
@@ -96,9 +135,7 @@ absl::Status Connection::EnsureConnected() {
     return absl::OkStatus();
   } catch (const std::exception& e) {
     // libpq's connection errors name the host and socket, never a password.
-    return absl::UnavailableError(
-        absl::StrCat("cannot connect to PostgreSQL: ",
-                     absl::StripAsciiWhitespace(e.what())));
+    return ConnectFailureStatus(e.what());
   }
 }
 
@@ -170,7 +207,7 @@ absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
                      absl::StripAsciiWhitespace(e.what())));
   } catch (const pqxx::sql_error& e) {
     disarm();
-    if (SqlStateBreaksConnection(e.sqlstate()) || !state_->conn->is_open()) {
+    if (SqlStateBreaksConnection(SqlStateOf(e)) || !state_->conn->is_open()) {
       state_->conn.reset();
       state_->prepared.clear();
     }
@@ -179,7 +216,13 @@ absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
           "the statement was cancelled in PostgreSQL: the caller's deadline "
           "passed");
     }
-    return StatusFromSqlState(e.sqlstate(), e.what());
+    return StatusFromSqlState(SqlStateOf(e), e.what());
+  } catch (const pqxx::transaction_rollback& e) {
+    // libpqxx 6.4 derives these from pqxx::failure, not sql_error: without
+    // this they fell through to INTERNAL and dropped a healthy connection,
+    // where the caller should be told to retry (ABORTED, SQLSTATE class 40).
+    disarm();
+    return StatusFromSqlState(RollbackSqlState(e), e.what());
   } catch (const std::exception& e) {
     disarm();
     // E.g. pqxx::usage_error or in_doubt_error: drop the connection rather

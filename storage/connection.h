@@ -5,7 +5,8 @@
 // rowgate. Each distinct statement text is prepared once per connection (up
 // to a bound; rarer shapes then run unprepared). Every statement runs in
 // autocommit mode: rowgate's writes are single statements, atomic by
-// themselves, and a lookup costs one round trip.
+// themselves, and a lookup costs one round trip. (RequestLog, for writes
+// with a request id, sends BEGIN/COMMIT as statements of their own.)
 //
 // Not thread-safe: libpqxx's rule is one thread per connection at a time.
 // WorkerPool gives each of its threads a Connection of its own. Except for
@@ -84,6 +85,11 @@ class Connection {
   // running then is cancelled on the server and answers DEADLINE_EXCEEDED,
   // and one that would start after it is not sent. InfiniteFuture: none.
   void set_deadline(absl::Time deadline) { deadline_ = deadline; }
+  absl::Time deadline() const { return deadline_; }
+
+  // Closes the connection (the next statement reconnects), e.g. when a
+  // transaction could not be rolled back: the server then rolls it back.
+  void Disconnect();
 
   // Connects now if not connected. Blocks.
   absl::Status EnsureConnected();

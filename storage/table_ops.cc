@@ -4,6 +4,8 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "storage/page_token.h"
@@ -28,14 +30,29 @@ class ParamList {
   }
   const Params& params() const { return params_; }
 
+  // INVALID_ARGUMENT when the statement needs more parameters than
+  // PostgreSQL's protocol can bind (libpq would refuse it with an error
+  // that carries no SQLSTATE).
+  absl::Status CheckCount(absl::string_view statement) const {
+    if (params_.size() <= kMaxBoundParameters) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(
+        statement, " needs ", params_.size(),
+        " bound parameters; PostgreSQL takes at most ", kMaxBoundParameters,
+        " per statement (send fewer rows or values per request)"));
+  }
+
  private:
   Params params_;
 };
 
+// The entity's columns of result row `r` (a lookup appends the requested key
+// after them; it is not read here).
 Row ReadRow(const QueryResult& result, int r, const Entity& entity) {
   Row row;
   row.reserve(entity.columns.size());
+  const int columns = static_cast<int>(entity.columns.size());
   result.VisitRow(r, [&](int c, absl::string_view text, bool is_null) {
+    if (c >= columns) return;
     if (is_null) {
       row.emplace_back(std::monostate());
     } else {
@@ -91,6 +108,14 @@ absl::Status ExplainNoMatch(Connection& conn, const Entity& entity,
       DescribeValue(sent_version), "; read it again and retry"));
 }
 
+// Whether `value` is text PostgreSQL reads as an infinite timestamp
+// ("infinity", "-Infinity", " +infinity ", ...).
+bool IsInfiniteTimestampText(const Value& value) {
+  const std::string* text = std::get_if<std::string>(&value);
+  return text != nullptr &&
+         absl::StrContains(absl::AsciiStrToLower(*text), "infinity");
+}
+
 absl::string_view OpSql(FilterOp op) {
   switch (op) {
     case FilterOp::kEqual:
@@ -110,6 +135,11 @@ absl::string_view OpSql(FilterOp op) {
   }
 }
 
+// Whether a key of `type` may match stored text that differs from it: a
+// char(n) pads, citext and nondeterministic collations ignore case or
+// accents. Lookups of such keys return the requested key beside each row.
+bool MatchesOtherText(ColumnType type) { return type == ColumnType::kText; }
+
 }  // namespace
 
 std::string DescribeValue(const Value& value) {
@@ -120,7 +150,7 @@ std::string DescribeValue(const Value& value) {
   }
   if (std::holds_alternative<std::monostate>(value)) return "null";
   if (const std::string* s = std::get_if<std::string>(&value)) {
-    return absl::StrCat("\"", *s, "\"");
+    return absl::StrCat("\"", Abbreviate(*s), "\"");
   }
   if (const int64_t* v = std::get_if<int64_t>(&value)) return absl::StrCat(*v);
   if (const double* v = std::get_if<double>(&value)) return absl::StrCat(*v);
@@ -130,9 +160,27 @@ std::string DescribeValue(const Value& value) {
 
 std::string LookupSql(const Entity& entity, int key_column) {
   const Column& key = entity.columns[key_column];
-  return absl::StrCat("SELECT ", entity.select_list, " FROM ",
-                      entity.qualified_name, " WHERE ", key.quoted_name,
-                      " = ANY($1::", key.sql_type, "[])");
+  if (!MatchesOtherText(key.type)) {
+    return absl::StrCat("SELECT ", entity.select_list, " FROM ",
+                        entity.qualified_name, " WHERE ", key.quoted_name,
+                        " = ANY($1::", key.sql_type, "[])");
+  }
+  // The stored key may be "abc  " or "ABC" for the requested "abc": each
+  // row comes with the requested key it matched (by the column's own
+  // equality), which is what the keyed map is indexed by. The = ANY keeps
+  // one index scan for the whole batch; the join only labels its rows.
+  // Every column is qualified, so no table column can clash with the alias.
+  std::vector<std::string> columns;
+  columns.reserve(entity.columns.size());
+  for (const Column& c : entity.columns) {
+    columns.push_back(absl::StrCat("rowgate_t.", c.quoted_name));
+  }
+  return absl::StrCat("SELECT ", absl::StrJoin(columns, ", "),
+                      ", rowgate_k.req FROM ", entity.qualified_name,
+                      " AS rowgate_t JOIN unnest($1::text[]) AS ",
+                      "rowgate_k(req) ON rowgate_t.", key.quoted_name,
+                      " = rowgate_k.req::", key.sql_type, " WHERE rowgate_t.",
+                      key.quoted_name, " = ANY($1::", key.sql_type, "[])");
 }
 
 absl::StatusOr<KeyedRows> FetchByKeys(Connection& conn, const Entity& entity,
@@ -141,11 +189,14 @@ absl::StatusOr<KeyedRows> FetchByKeys(Connection& conn, const Entity& entity,
   absl::StatusOr<QueryResult> result =
       conn.Execute(LookupSql(entity, key_column), {ArrayLiteral(keys)});
   if (!result.ok()) return result.status();
+  const bool labelled = MatchesOtherText(entity.columns[key_column].type);
+  const int label = static_cast<int>(entity.columns.size());
   KeyedRows out;
   out.by_key.reserve(result->rows());
   for (int r = 0; r < result->rows(); ++r) {
     Row row = ReadRow(*result, r, entity);
-    std::string key = KeyText(row[key_column]);
+    std::string key = labelled ? std::string(result->text(r, label))
+                               : KeyText(row[key_column]);
     out.by_key[std::move(key)].push_back(std::move(row));
   }
   return out;
@@ -167,6 +218,13 @@ absl::StatusOr<std::vector<Row>> InsertRows(
         return absl::InvalidArgumentError(
             absl::StrCat("column \"", entity.columns[column].name, "\" of ",
                          entity.name, " is generated and cannot be written"));
+      }
+      if (column == entity.version_column && IsInfiniteTimestampText(value)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "column \"", entity.columns[column].name, "\" of ", entity.name,
+            " is the version column and cannot be infinite: an infinite "
+            "version never changes, so concurrent updates would both "
+            "succeed"));
       }
       used[column] = true;
     }
@@ -202,6 +260,11 @@ absl::StatusOr<std::vector<Row>> InsertRows(
                                        " (", absl::StrJoin(names, ", "),
                                        ") VALUES ", absl::StrJoin(tuples, ", "),
                                        " RETURNING ", entity.select_list);
+  if (absl::Status s =
+          params.CheckCount(absl::StrCat("Insert into ", entity.name));
+      !s.ok()) {
+    return s;
+  }
   absl::StatusOr<QueryResult> result = conn.Execute(sql, params.params());
   if (!result.ok()) return result.status();
   return ReadRows(*result, entity);
@@ -219,6 +282,15 @@ absl::StatusOr<Row> UpdateRow(Connection& conn, const Entity& entity,
     return absl::InvalidArgumentError(
         absl::StrCat("Update of ", entity.name, " needs the primary key \"",
                      entity.key().name, "\" in the row"));
+  }
+  // A null key matches no row; refuse it rather than explain a no-match.
+  absl::StatusOr<std::optional<std::string>> key_text =
+      ToParameter(entity.key().name, entity.key().type, *key);
+  if (!key_text.ok()) return key_text.status();
+  if (!key_text->has_value()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Update of ", entity.name, ": the primary key \"",
+                     entity.key().name, "\" is null or unset"));
   }
   if (entity.version_column >= 0 && version == nullptr) {
     return absl::InvalidArgumentError(
@@ -243,19 +315,23 @@ absl::StatusOr<Row> UpdateRow(Connection& conn, const Entity& entity,
     assignments.push_back(absl::StrCat(c.quoted_name, " = ", *p));
   }
   if (entity.version_column >= 0) {
-    // Strictly increasing even if the clock stands still or steps back.
+    // Strictly increasing even if the clock stands still or steps back. An
+    // infinite stored version (written by SQL; Insert refuses one) plus 1us
+    // stays infinite, so the update could never be told apart from the next:
+    // it is replaced by now.
     const Column& v = entity.columns[entity.version_column];
-    assignments.push_back(absl::StrCat(v.quoted_name, " = GREATEST(", NowFor(v),
-                                       ", ", v.quoted_name,
-                                       " + interval '1 microsecond')"));
+    assignments.push_back(
+        absl::StrCat(v.quoted_name, " = CASE WHEN isfinite(", v.quoted_name,
+                     ") THEN GREATEST(", NowFor(v), ", ", v.quoted_name,
+                     " + interval '1 microsecond') ELSE ", NowFor(v), " END"));
   }
   if (assignments.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("Update of ", entity.name, " names no column to change"));
   }
-  absl::StatusOr<std::string> key_param = params.Add(entity.key(), *key);
-  if (!key_param.ok()) return key_param.status();
-  std::string where = absl::StrCat(entity.key().quoted_name, " = ", *key_param);
+  const std::string key_param =
+      params.AddText(*key_text, entity.key().sql_type);
+  std::string where = absl::StrCat(entity.key().quoted_name, " = ", key_param);
   if (version != nullptr) {
     absl::StatusOr<std::string> p =
         params.Add(entity.columns[entity.version_column], *version);
@@ -272,13 +348,11 @@ absl::StatusOr<Row> UpdateRow(Connection& conn, const Entity& entity,
   if (!result.ok()) return result.status();
   if (result->rows() == 1) return ReadRow(*result, 0, entity);
 
-  const std::string key_text =
-      *ToParameter(entity.key().name, entity.key().type, *key).value();
   if (version == nullptr) {
     return absl::NotFoundError(
         absl::StrCat(KeyDescription(entity, *key), " does not exist"));
   }
-  return ExplainNoMatch(conn, entity, key_text, *key, *version);
+  return ExplainNoMatch(conn, entity, **key_text, *key, *version);
 }
 
 absl::StatusOr<std::vector<bool>> DeleteRows(
@@ -330,16 +404,23 @@ absl::StatusOr<std::vector<bool>> DeleteRows(
     return why;
   }
 
-  absl::StatusOr<QueryResult> result =
-      conn.Execute(absl::StrCat("DELETE FROM ", entity.qualified_name,
-                                " WHERE ", entity.key().quoted_name,
-                                " = ANY($1::", entity.key().sql_type,
-                                "[]) RETURNING ", entity.key().quoted_name),
-                   {ArrayLiteral(canonical)});
+  // Which requested keys had their row deleted, compared by the column's
+  // own equality (a char(n) or citext key is stored as other text than
+  // asked for): one statement.
+  const Column& key = entity.key();
+  absl::StatusOr<QueryResult> result = conn.Execute(
+      absl::StrCat("WITH rowgate_d AS (DELETE FROM ", entity.qualified_name,
+                   " WHERE ", key.quoted_name, " = ANY($1::", key.sql_type,
+                   "[]) RETURNING ", key.quoted_name,
+                   " AS rowgate_key) SELECT DISTINCT rowgate_k.req FROM "
+                   "rowgate_d JOIN unnest($1::text[]) AS rowgate_k(req) ON "
+                   "rowgate_d.rowgate_key = rowgate_k.req::",
+                   key.sql_type),
+      {ArrayLiteral(canonical)});
   if (!result.ok()) return result.status();
   absl::flat_hash_set<std::string> gone;
   for (int r = 0; r < result->rows(); ++r) {
-    gone.insert(KeyText(ParseText(entity.key().type, result->text(r, 0))));
+    gone.insert(std::string(result->text(r, 0)));
   }
   for (size_t i = 0; i < keys.size(); ++i) {
     deleted[i] = gone.contains(canonical[i]);
@@ -395,7 +476,11 @@ absl::StatusOr<PageResult> FetchPage(Connection& conn, const Entity& entity,
         absl::StatusOr<std::optional<std::string>> text =
             ToParameter(c.name, c.type, f.values[0]);
         if (!text.ok()) return text.status();
-        absl::StrAppend(&description, text->value().size(), ":", text->value());
+        if (!text->has_value()) {  // unreachable: nulls were refused above
+          return absl::InvalidArgumentError(
+              absl::StrCat("filter on \"", c.name, "\" has a null value"));
+        }
+        absl::StrAppend(&description, (*text)->size(), ":", **text);
         conditions.push_back(
             absl::StrCat(c.quoted_name, OpSql(f.op),
                          params.AddText(std::move(*text), c.sql_type)));
@@ -510,6 +595,10 @@ absl::StatusOr<PageResult> FetchPage(Connection& conn, const Entity& entity,
   if (query.offset > 0) {
     absl::StrAppend(&sql, " OFFSET ",
                     params.AddText(absl::StrCat(query.offset), "bigint"));
+  }
+  if (absl::Status s = params.CheckCount(absl::StrCat("Page of ", entity.name));
+      !s.ok()) {
+    return s;
   }
   absl::StatusOr<QueryResult> result = conn.Execute(sql, params.params());
   if (!result.ok()) return result.status();

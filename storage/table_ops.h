@@ -26,6 +26,10 @@
 
 namespace rowgate::storage {
 
+// The most parameters one statement can bind: the protocol counts them in
+// 16 bits.
+inline constexpr size_t kMaxBoundParameters = 65535;
+
 // Column index -> value, for the columns a request names.
 using ColumnValues = std::vector<std::pair<int, Value>>;
 

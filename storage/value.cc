@@ -104,6 +104,9 @@ std::optional<Timestamp> ParseTimestamp(absl::string_view text) {
     offset_seconds = sign * (oh * 3600 + om * 60 + os);
   }
   if (pos != text.size()) return std::nullopt;  // e.g. " BC"
+  // Beyond ~292,000 AD the microseconds overflow int64; PostgreSQL goes to
+  // 294276 AD. Such values are kept as text.
+  if (year > 292000) return std::nullopt;
   const int64_t days = DaysFromCivil(year, static_cast<unsigned>(month),
                                      static_cast<unsigned>(day));
   const int64_t seconds =
@@ -121,8 +124,14 @@ int HexDigit(char c) {
 absl::Status WrongKind(absl::string_view column, ColumnType type,
                        const Value& value) {
   return absl::InvalidArgumentError(
-      absl::StrCat("column \"", column, "\" takes ", ValueKindName(type),
-                   ", not ", ValueKindName(value)));
+      absl::StrCat("column \"", Abbreviate(column), "\" takes ",
+                   ValueKindName(type), ", not ", ValueKindName(value)));
+}
+
+absl::Status OutOfRange(absl::string_view column, absl::string_view what) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("value ", what, " is out of range for column \"",
+                   Abbreviate(column), "\""));
 }
 
 bool IsUuid(absl::string_view text) {
@@ -280,7 +289,7 @@ absl::StatusOr<std::optional<std::string>> ToParameter(absl::string_view column,
   if (const std::string* text = std::get_if<std::string>(&value);
       text != nullptr && text->find('\0') != std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "the value for column \"", column,
+        "the value for column \"", Abbreviate(column),
         "\" contains a NUL byte, which PostgreSQL text cannot store"));
   }
   switch (type) {
@@ -293,14 +302,19 @@ absl::StatusOr<std::optional<std::string>> ToParameter(absl::string_view column,
                             : type == ColumnType::kInt32 ? 2147483647
                                                          : 0;
       if (limit != 0 && (*v > limit || *v < -limit - 1)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "value ", *v, " is out of range for column \"", column, "\""));
+        return OutOfRange(column, absl::StrCat(*v, type == ColumnType::kInt16
+                                                       ? " (smallint)"
+                                                       : " (integer)"));
       }
       return absl::StrCat(*v);
     }
     case ColumnType::kFloat32:
     case ColumnType::kFloat64:
       if (const double* v = std::get_if<double>(&value)) {
+        if (type == ColumnType::kFloat32 && std::isfinite(*v) &&
+            std::fabs(*v) > std::numeric_limits<float>::max()) {
+          return OutOfRange(column, absl::StrCat(*v, " (real)"));
+        }
         if (std::isnan(*v)) return std::string("NaN");
         if (std::isinf(*v)) {
           return std::string(*v > 0 ? "Infinity" : "-Infinity");
@@ -317,6 +331,11 @@ absl::StatusOr<std::optional<std::string>> ToParameter(absl::string_view column,
         return absl::StrCat(*v);
       }
       if (const double* v = std::get_if<double>(&value)) {
+        // "%.17g" would print "nan"/"inf"; a double that is not a number
+        // is not an exact decimal either.
+        if (!std::isfinite(*v)) {
+          return OutOfRange(column, absl::StrCat(*v, " (numeric)"));
+        }
         return absl::StrFormat("%.17g", *v);
       }
       return WrongKind(column, type, value);
@@ -340,6 +359,9 @@ absl::StatusOr<std::optional<std::string>> ToParameter(absl::string_view column,
     case ColumnType::kTimestamp:
     case ColumnType::kTimestampTz:
       if (const Timestamp* v = std::get_if<Timestamp>(&value)) {
+        if (v->micros < kMinTimestampMicros) {
+          return OutOfRange(column, "(timestamp before 0001-01-01)");
+        }
         std::string text = FormatTimestamp(*v);
         if (type == ColumnType::kTimestampTz) text += "+00";
         return text;
@@ -348,6 +370,9 @@ absl::StatusOr<std::optional<std::string>> ToParameter(absl::string_view column,
       return WrongKind(column, type, value);
     case ColumnType::kDate:
       if (const Timestamp* v = std::get_if<Timestamp>(&value)) {
+        if (v->micros < kMinTimestampMicros) {
+          return OutOfRange(column, "(date before 0001-01-01)");
+        }
         std::string text = FormatTimestamp(*v);
         return text.substr(0, text.find(' '));
       }
@@ -381,27 +406,44 @@ absl::StatusOr<std::string> CanonicalKey(absl::string_view column,
                                          ColumnType type, const Value& value) {
   if (!IsKeyType(type)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("column \"", column,
+        absl::StrCat("column \"", Abbreviate(column),
                      "\" cannot be a lookup key: its type is not an "
                      "integer, text or uuid type"));
   }
   if (std::holds_alternative<std::monostate>(value)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("a key for column \"", column, "\" is null or unset"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a key for column \"", Abbreviate(column), "\" is null or unset"));
   }
   if (type == ColumnType::kUuid) {
     const std::string* v = std::get_if<std::string>(&value);
     if (v == nullptr) return WrongKind(column, type, value);
     if (!IsUuid(*v)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "key \"", *v, "\" for column \"", column, "\" is not a uuid"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("key \"", Abbreviate(*v), "\" for column \"",
+                       Abbreviate(column), "\" is not a uuid"));
     }
     return CanonicalUuid(*v);
   }
   absl::StatusOr<std::optional<std::string>> text =
       ToParameter(column, type, value);
   if (!text.ok()) return text.status();
+  if (!text->has_value()) {  // unreachable: nulls were refused above
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a key for column \"", Abbreviate(column), "\" is null or unset"));
+  }
   return std::move(**text);
+}
+
+std::string Abbreviate(absl::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  size_t cut = max_bytes;
+  // Back up over UTF-8 continuation bytes (10xxxxxx) so no character is
+  // split.
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) {
+    --cut;
+  }
+  return absl::StrCat(text.substr(0, cut), "\xE2\x80\xA6(", text.size(),
+                      " bytes)");
 }
 
 std::string KeyText(const Value& value) {

@@ -97,6 +97,15 @@ std::string ArrayLiteral(const std::vector<std::string>& elements);
 // Formats a timestamp as "YYYY-MM-DD HH:MM:SS.ffffff" (UTC).
 std::string FormatTimestamp(Timestamp ts);
 
+// `text` as error messages echo it: whole when at most `max_bytes`, else its
+// first `max_bytes` (cut on a UTF-8 character boundary) and "…(N bytes)", so
+// a huge identifier or value cannot blow up a status message.
+std::string Abbreviate(absl::string_view text, size_t max_bytes = 64);
+
+// The earliest timestamp rowgate writes: 0001-01-01 00:00:00 UTC (earlier
+// ones would need PostgreSQL's "BC" notation).
+inline constexpr int64_t kMinTimestampMicros = -62135596800LL * 1000000;
+
 }  // namespace rowgate::storage
 
 #endif  // ROWGATE_STORAGE_VALUE_H_

@@ -16,8 +16,23 @@ if [ -z "${DATABASE_URL:-}" ]; then
   echo "rowgate: using the local Postgres ($DATABASE_URL); Ctrl-C stops both" >&2
 fi
 # Not exec: the trap must stop Postgres after rowgate exits.
+# Exits with rowgate's own status, so `make run` fails when rowgate does.
+# Ctrl-C (SIGINT) or SIGTERM asks rowgate to stop gracefully (a background
+# child of a script ignores SIGINT, hence the forwarding); a clean stop is
+# rowgate's exit 0, which this passes on: the stop that was asked for
+# succeeded. A failed shutdown keeps its non-zero status.
 "$bin" "$@" &
 child=$!
-trap 'kill -TERM $child 2>/dev/null' INT TERM
-wait $child || true
-wait $child 2>/dev/null || true
+stopping=0
+trap 'stopping=1; kill -TERM $child 2>/dev/null' INT TERM
+status=0
+wait $child || status=$?
+# A trapped signal interrupts `wait` while rowgate is still shutting down:
+# wait again for rowgate's own status (127: it was already collected).
+while [ $stopping -eq 1 ]; do
+  stopping=0
+  again=0
+  wait $child || again=$?
+  [ $again -eq 127 ] || status=$again
+done
+exit $status

@@ -209,6 +209,15 @@ void RowgateProcess::Signal(int signal) {
   if (!exit_.has_value()) kill(pid_, signal);
 }
 
+RowgateProcess::ExitInfo RowgateProcess::Kill() {
+  if (exit_.has_value()) return *exit_;
+  kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  exit_ = ExitInfo{false, status};
+  return *exit_;
+}
+
 RowgateProcess::ExitInfo RowgateProcess::Stop() {
   if (exit_.has_value()) return *exit_;
   if (Reaped()) {

@@ -60,6 +60,10 @@ class RowgateProcess {
   // Sends `signal` (e.g. SIGTERM) without waiting; Stop() then reaps.
   void Signal(int signal);
 
+  // Sends SIGKILL and reaps the child (blocks until it is gone): a crash
+  // with no shutdown at all. Later Stop() and Kill() return this result.
+  ExitInfo Kill();
+
   // Sends SIGTERM and waits (blocks) up to 10 s, then sends SIGKILL. Fails
   // the current test if the server had already exited or needed SIGKILL.
   // Idempotent: later calls return the first result.

@@ -3,15 +3,16 @@
 // handlers' translation of a request, from fuzzed protobuf bytes, against an
 // in-memory catalog with a column of every type (fuzz_support.h).
 //
-// The handlers are called directly, with gRPC's test hook for the default
-// reactor; a request that passes validation goes on to a worker pool whose
-// database does not exist, and answers UNAVAILABLE from there. So every
+// The raw handlers are called directly with the fuzzed bytes (so parsing is
+// fuzzed too), bound to a fake gRPC call; a request that passes validation
+// goes on to a worker pool whose database does not exist, and answers
+// UNAVAILABLE from there. So every
 // answer is either UNAVAILABLE (valid; statement built, not sent) or a
 // client error with a bounded message. Nothing may crash.
 #include <google/protobuf/stubs/logging.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/test/default_reactor_test_peer.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <string>
@@ -52,33 +53,62 @@ void CheckAnswer(const grpc::Status& status) {
                      status.error_message()));
 }
 
-// Calls a unary handler and waits for its Finish (which may come from the
-// pool's worker).
-template <typename Request, typename Response, typename Handler>
-void CallUnary(const std::string& bytes, Handler handler) {
-  Request request;
-  if (!request.ParseFromString(bytes)) return;
-  Response response;
-  grpc::CallbackServerContext context;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool finished = false;
-  grpc::Status status;
-  grpc::testing::DefaultReactorTestPeer peer(&context, [&](grpc::Status s) {
-    std::lock_guard<std::mutex> l(mu);
-    status = std::move(s);
-    finished = true;
-    cv.notify_all();
-  });
-  (F().service.*handler)(&context, &request, &response);
-  {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return finished; });
+// gRPC's side of a unary call, for calling a raw handler directly: records
+// the reactor's Finish (which may come from the pool's worker) and then
+// runs its OnDone, as gRPC would.
+class FakeUnaryCall final : public grpc::ServerCallbackUnary {
+ public:
+  explicit FakeUnaryCall(grpc::ServerUnaryReactor* reactor)
+      : reactor_(reactor) {
+    BindReactor(reactor);  // a Finish called already runs now
   }
-  // gRPC's test reactor still touches the context right after calling us:
-  // it is done with it once it reports the status set.
-  while (!peer.test_status_set()) std::this_thread::yield();
-  CheckAnswer(status);
+  void Finish(grpc::Status s) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      status_ = std::move(s);
+      finished_ = true;
+      cv_.notify_all();
+    }
+    returned_.store(true, std::memory_order_release);
+  }
+  void SendInitialMetadata() override {}
+  // Waits for Finish to have returned, then ends the call (OnDone).
+  grpc::Status AwaitAndEnd() {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return finished_; });
+    }
+    while (!returned_.load(std::memory_order_acquire)) {
+      std::this_thread::yield();
+    }
+    reactor_->OnDone();
+    return status_;
+  }
+
+ private:
+  grpc::internal::ServerReactor* reactor() override { return reactor_; }
+  void CallOnDone() override {}
+
+  grpc::ServerUnaryReactor* const reactor_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool finished_ = false;
+  std::atomic<bool> returned_{false};
+  grpc::Status status_;
+};
+
+// Calls a raw unary handler with the fuzzed bytes as its request, as gRPC
+// hands them over, and checks the answer.
+template <typename Handler>
+void CallRaw(const std::string& bytes, Handler handler) {
+  grpc::Slice slice(bytes.data(), bytes.size());
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  grpc::CallbackServerContext context;
+  grpc::ServerUnaryReactor* reactor =
+      (F().service.*handler)(&context, &request, &response);
+  FakeUnaryCall call(reactor);
+  CheckAnswer(call.AwaitAndEnd());
 }
 
 void FuzzLookup(const std::string& bytes) {
@@ -129,20 +159,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       fuzz::FuzzLookup(bytes);
       break;
     case 1:
-      fuzz::CallUnary<v1::PageRequest, v1::PageResponse>(
-          bytes, &DataServiceImpl::Page);
+      fuzz::CallRaw(bytes, &DataServiceImpl::Page);
       break;
     case 2:
-      fuzz::CallUnary<v1::InsertRequest, v1::InsertResponse>(
-          bytes, &DataServiceImpl::Insert);
+      fuzz::CallRaw(bytes, &DataServiceImpl::Insert);
       break;
     case 3:
-      fuzz::CallUnary<v1::UpdateRequest, v1::UpdateResponse>(
-          bytes, &DataServiceImpl::Update);
+      fuzz::CallRaw(bytes, &DataServiceImpl::Update);
       break;
     default:
-      fuzz::CallUnary<v1::DeleteRequest, v1::DeleteResponse>(
-          bytes, &DataServiceImpl::Delete);
+      fuzz::CallRaw(bytes, &DataServiceImpl::Delete);
   }
   return 0;
 }

@@ -20,10 +20,11 @@
 
 namespace rowgate::fuzz {
 
-// The longest status message any rowgate error may carry: user-supplied
-// names and values in messages are clipped, so no request can make one
-// longer (gRPC sends the message in trailing metadata, bounded at 8 KiB).
-constexpr size_t kMaxMessage = 512;
+// The longest status message a rowgate error may carry: names and values
+// from a request are abbreviated in messages, and every message sent is cut
+// to service::kMaxStatusMessageBytes (900) plus a short mark, so no request
+// can make one longer (gRPC sends it in trailing metadata, bounded at 8 KiB).
+constexpr size_t kMaxMessage = 1024;
 
 // Aborts (a finding) with `what` when `ok` is false.
 inline void Check(bool ok, const std::string& what) {

@@ -79,7 +79,19 @@ void FuzzStorageValue(FuzzedDataProvider& in) {
 void FuzzProtoValue(const std::string& bytes) {
   v1::Value proto;
   if (!proto.ParseFromString(bytes)) return;
-  const storage::Value value = service::ValueFromProto(proto);
+  absl::StatusOr<storage::Value> converted =
+      service::ValueFromProto(proto, "c");
+  if (!converted.ok()) {
+    CheckValueError(converted.status());
+    // Only a timestamp outside google.protobuf.Timestamp's range is refused.
+    const auto& ts = proto.timestamp_value();
+    Check(proto.kind_case() == v1::Value::kTimestampValue &&
+              (ts.nanos() < 0 || ts.nanos() > 999999999 ||
+               ts.seconds() < -62135596800 || ts.seconds() > 253402300799),
+          "a valid value is refused: " + converted.status().ToString());
+    return;
+  }
+  const storage::Value& value = *converted;
   v1::Value back;
   service::ValueToProto(value, &back);
   switch (proto.kind_case()) {

@@ -42,6 +42,18 @@ std::shared_ptr<const storage::Catalog> TestCatalog() {
   return storage::Catalog::FromEntities({std::move(things)});
 }
 
+// What the test table holds for `keys`: ids 1..100, row = {id, "row<id>"}.
+storage::KeyedRows TestRows(const std::vector<std::string>& keys) {
+  storage::KeyedRows rows;
+  for (const std::string& key : keys) {
+    int64_t id;
+    if (absl::SimpleAtoi(key, &id) && id >= 1 && id <= 100) {
+      rows.by_key[key].push_back({id, absl::StrCat("row", id)});
+    }
+  }
+  return rows;
+}
+
 // Runs tasks on its own threads; every fetch is recorded and waits at a gate
 // the test controls. std::mutex (not absl::Mutex) so ThreadSanitizer sees
 // the synchronization: Debian's abseil carries no TSAN annotations.
@@ -112,14 +124,7 @@ class GatedExecutor : public BatchExecutor {
       fail_next_ = false;
     }
     if (fail) return absl::UnavailableError("backend terminated");
-    storage::KeyedRows rows;
-    for (const std::string& key : keys) {
-      int64_t id;
-      if (absl::SimpleAtoi(key, &id) && id >= 1 && id <= 100) {
-        rows.by_key[key].push_back({id, absl::StrCat("row", id)});
-      }
-    }
-    return rows;
+    return TestRows(keys);
   }
 
   void Work() {
@@ -291,14 +296,7 @@ class ScriptedExecutor : public BatchExecutor {
                    : absl::CancelledError("executor shut down");
     }
     if (!status.ok()) return status;
-    storage::KeyedRows rows;
-    for (const std::string& key : keys) {
-      int64_t id;
-      if (absl::SimpleAtoi(key, &id) && id >= 1 && id <= 100) {
-        rows.by_key[key].push_back({id, absl::StrCat("row", id)});
-      }
-    }
-    return rows;
+    return TestRows(keys);
   }
 
   void Work() {

@@ -23,6 +23,7 @@
 #include "loader/batch_loader.h"
 #include "rowgate/v1/rowgate.grpc.pb.h"
 #include "service/data_service.h"
+#include "service/raw_call.h"
 #include "tests/service/gated_executor.h"
 
 namespace rowgate::service {
@@ -31,10 +32,12 @@ namespace {
 using Request = v1::StreamBatchGetRequest;
 using Response = v1::StreamBatchGetResponse;
 
-class FakeStream final
-    : public grpc::ServerCallbackReaderWriter<Request, Response> {
+// The service is served raw (service/raw_call.h): messages are bytes.
+using Raw = grpc::ByteBuffer;
+
+class FakeStream final : public grpc::ServerCallbackReaderWriter<Raw, Raw> {
  public:
-  explicit FakeStream(grpc::ServerBidiReactor<Request, Response>* reactor)
+  explicit FakeStream(grpc::ServerBidiReactor<Raw, Raw>* reactor)
       : reactor_(reactor) {
     BindReactor(reactor);
     io_thread_ = std::thread([this] { DeliverIo(); });
@@ -50,9 +53,11 @@ class FakeStream final
   }
 
   // The client's side.
-  void ClientWrite(Request message) {
+  void ClientWrite(const Request& message) {
+    Raw raw;
+    SerializeRaw(message, &raw);
     std::lock_guard<std::mutex> lock(mu_);
-    incoming_.push_back(std::move(message));
+    incoming_.push_back(std::move(raw));
     changed_.notify_all();
   }
   void ClientWritesDone() {
@@ -108,22 +113,24 @@ class FakeStream final
     changed_.notify_all();
   }
   void SendInitialMetadata() override {}
-  void Read(Request* message) override {
+  void Read(Raw* message) override {
     std::lock_guard<std::mutex> lock(mu_);
     EXPECT_EQ(read_into_, nullptr) << "a second Read while one is pending";
     EXPECT_FALSE(finished_) << "Read after Finish";
     read_into_ = message;
     changed_.notify_all();
   }
-  void Write(const Response* message, grpc::WriteOptions) override {
+  void Write(const Raw* message, grpc::WriteOptions) override {
+    Response answer;
+    EXPECT_TRUE(ParseRaw(*message, &answer).ok());
     std::lock_guard<std::mutex> lock(mu_);
     EXPECT_FALSE(write_pending_) << "a second Write while one is pending";
     EXPECT_FALSE(finished_) << "Write after Finish";
-    written_.push_back(*message);
+    written_.push_back(std::move(answer));
     write_pending_ = true;
     changed_.notify_all();
   }
-  void WriteAndFinish(const Response* message, grpc::WriteOptions options,
+  void WriteAndFinish(const Raw* message, grpc::WriteOptions options,
                       grpc::Status s) override {
     Write(message, options);
     Finish(std::move(s));
@@ -148,7 +155,7 @@ class FakeStream final
         lock.lock();
       } else if (read_into_ != nullptr && (!incoming_.empty() || half_closed_ ||
                                            cancelled_ || finished_)) {
-        Request* target = std::exchange(read_into_, nullptr);
+        Raw* target = std::exchange(read_into_, nullptr);
         bool ok = false;
         if (!cancelled_ && !finished_ && !incoming_.empty()) {
           *target = std::move(incoming_.front());
@@ -174,12 +181,12 @@ class FakeStream final
     }
   }
 
-  grpc::ServerBidiReactor<Request, Response>* const reactor_;
+  grpc::ServerBidiReactor<Raw, Raw>* const reactor_;
   std::mutex mu_;
   std::condition_variable changed_;
-  std::deque<Request> incoming_;
+  std::deque<Raw> incoming_;
   std::vector<Response> written_;
-  Request* read_into_ = nullptr;
+  Raw* read_into_ = nullptr;
   bool write_pending_ = false;
   int messages_read_ = 0;
   bool half_closed_ = false;

@@ -14,7 +14,7 @@ TEST(PageTokenTest, TokensWithOneValuePerColumnOfAWideTableDecode) {
     PageCursor cursor;
     cursor.query_fingerprint = 42;
     for (size_t i = 0; i < count; ++i) {
-      cursor.last_sort_values.push_back(static_cast<int64_t>(i));
+      cursor.last_sort_values.emplace_back(std::in_place_type<int64_t>, i);
     }
     absl::StatusOr<PageCursor> decoded =
         DecodePageToken(EncodePageToken(cursor));
