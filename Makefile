@@ -60,7 +60,7 @@ SAN_CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=$(CLANG_CXX) \
 # Leak reports stop at the third-party globals listed (and checked) in
 # tests/lsan.supp; test discovery at build time runs the binaries too.
 SAN_ENV := ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-14/bin/llvm-symbolizer \
-  ASAN_OPTIONS="detect_leaks=1 strict_string_checks=1" \
+  ASAN_OPTIONS="detect_leaks=1:strict_string_checks=1" \
   UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1" \
   LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp print_suppressions=0"
 san-configure: deps
@@ -78,7 +78,7 @@ thread-safety: san-configure
 # Each fuzz target for FUZZ_SECONDS, from its seed corpus in tests/fuzz/corpus
 # (new inputs go to $(SAN_BUILD_DIR)/fuzz/, crashes are saved there too).
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS ?= fuzz_value fuzz_page_token fuzz_request
+FUZZ_TARGETS ?= fuzz_value fuzz_page_token fuzz_request fuzz_statements
 fuzz: san-configure
 	@$(SAN_ENV) cmake --build $(SAN_BUILD_DIR) -j $(JOBS) --target $(FUZZ_TARGETS)
 	@$(SAN_ENV) bash tests/fuzz/run.sh $(SAN_BUILD_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)

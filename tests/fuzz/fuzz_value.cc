@@ -79,6 +79,7 @@ void FuzzStorageValue(FuzzedDataProvider& in) {
 void FuzzProtoValue(const std::string& bytes) {
   v1::Value proto;
   if (!proto.ParseFromString(bytes)) return;
+  proto.DiscardUnknownFields();  // not part of the value
   absl::StatusOr<storage::Value> converted =
       service::ValueFromProto(proto, "c");
   if (!converted.ok()) {

@@ -100,3 +100,13 @@ write("fuzz_page_token", "token_int_text",
 write("fuzz_page_token", "token_ts_bool",
       token(1, [(6, struct.pack("<q", 1700000000000000)), (4, b"\x01")]) + b"\x01")
 write("fuzz_page_token", "cursor", bytes(range(64)) + b"\x00")
+
+# fuzz_statements: the last byte picks the entity, the one before it the
+# statement (0 lookup, 1 insert, 2 update, 3 delete, 4 page); the rest is
+# raw material for FuzzedDataProvider.
+import random
+random.seed(8)
+for op in range(5):
+    for ent in range(2):
+        body = bytes(random.randrange(256) for _ in range(120))
+        write("fuzz_statements", "op%d_entity%d" % (op, ent), body + bytes([op, ent]))
