@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 PG := deploy/local/pg.sh
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build run test test-hostile tsan test-asan thread-safety san-configure fuzz bench clean
+.PHONY: all deps build run test test-faults test-hostile tsan test-asan thread-safety san-configure fuzz bench clean
 
 all: build
 
@@ -22,14 +22,20 @@ run: build
 	@bash deploy/local/run.sh $(BUILD_DIR)/rowgate $(ARGS)
 
 # The local Postgres is started for the tests and stopped afterwards. The
+# long fault tests (label faults_long) are left to `make test-faults`. The
 # whole suite (no CTEST_ARGS) ends with a short run of every fuzz target
 # (FUZZ_SMOKE_SECONDS each; 0 skips it), which needs the clang build below.
 FUZZ_SMOKE_SECONDS ?= $(if $(CTEST_ARGS),0,15)
 test: build
 	@bash deploy/local/with-pg.sh rowgate_test \
-	  ctest --test-dir $(BUILD_DIR) --output-on-failure $(CTEST_ARGS)
+	  ctest --test-dir $(BUILD_DIR) --output-on-failure -LE faults_long $(CTEST_ARGS)
 	@if [ "$(FUZZ_SMOKE_SECONDS)" != 0 ]; then \
 	  $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS); fi
+
+# Every fault test, the long ones on a second, durable Postgres
+# (tests/faults/run.sh).
+test-faults: build
+	@bash tests/faults/run.sh $(BUILD_DIR) $(CTEST_ARGS)
 
 # Hostile HTTP/2 clients against a real rowgate at full size (README
 # "Hostile clients"): reports RSS and a good client's BatchGet latency per
@@ -69,7 +75,7 @@ san-configure: deps
 test-asan: san-configure
 	@$(SAN_ENV) cmake --build $(SAN_BUILD_DIR) -j $(JOBS)
 	@$(SAN_ENV) bash deploy/local/with-pg.sh rowgate_test \
-	  ctest --test-dir $(SAN_BUILD_DIR) --output-on-failure $(CTEST_ARGS)
+	  ctest --test-dir $(SAN_BUILD_DIR) --output-on-failure -LE faults_long $(CTEST_ARGS)
 
 thread-safety: san-configure
 	@cmake --build $(SAN_BUILD_DIR) -j $(JOBS) --target rowgate_storage \

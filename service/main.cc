@@ -61,6 +61,14 @@ ABSL_FLAG(int, health_check_interval_ms, 1000,
           "reachable.");
 ABSL_FLAG(int, shutdown_grace_s, 10,
           "Seconds in-flight calls get to finish on SIGTERM/SIGINT.");
+ABSL_FLAG(int, db_connect_timeout_s, 5,
+          "Seconds one attempt to connect to PostgreSQL may take (libpq's "
+          "connect_timeout; at least 2), unless --database_url sets "
+          "connect_timeout itself.");
+ABSL_FLAG(int, statement_timeout_ms, 30000,
+          "Longest one statement may run in PostgreSQL, lock waits included "
+          "(statement_timeout per session); 0: bounded only by the caller's "
+          "deadline.");
 ABSL_FLAG(int, startup_timeout_s, 30,
           "Seconds to keep retrying an unreachable PostgreSQL at start.");
 ABSL_FLAG(int, request_id_retention_s, 86400,
@@ -218,6 +226,10 @@ int main(int argc, char** argv) {
                3600);
   RequireRange("startup_timeout_s", absl::GetFlag(FLAGS_startup_timeout_s), 0,
                3600);
+  RequireRange("db_connect_timeout_s",
+               absl::GetFlag(FLAGS_db_connect_timeout_s), 2, 3600);
+  RequireRange("statement_timeout_ms",
+               absl::GetFlag(FLAGS_statement_timeout_ms), 0, 86400000);
   // Up to ten years, so that the retention in seconds stays far from any
   // overflow in PostgreSQL's interval arithmetic.
   RequireRange("request_id_retention_s",
@@ -261,6 +273,10 @@ int main(int argc, char** argv) {
       absl::Milliseconds(absl::GetFlag(FLAGS_health_check_interval_ms));
   options.startup_timeout =
       absl::Seconds(absl::GetFlag(FLAGS_startup_timeout_s));
+  options.db_timeouts.connect =
+      absl::Seconds(absl::GetFlag(FLAGS_db_connect_timeout_s));
+  options.db_timeouts.statement =
+      absl::Milliseconds(absl::GetFlag(FLAGS_statement_timeout_ms));
   options.request_id_retention =
       absl::Seconds(absl::GetFlag(FLAGS_request_id_retention_s));
   options.data.max_keys_per_request = absl::GetFlag(FLAGS_max_keys_per_request);

@@ -20,7 +20,7 @@ namespace {
 absl::StatusOr<std::shared_ptr<const storage::Catalog>> LoadCatalog(
     const ServerOptions& options) {
   const absl::Time give_up = absl::Now() + options.startup_timeout;
-  storage::Connection conn(options.database_url);
+  storage::Connection conn(options.database_url, nullptr, options.db_timeouts);
   while (true) {
     absl::StatusOr<std::shared_ptr<const storage::Catalog>> catalog =
         storage::Catalog::Load(conn, options.schema, options.version_column);
@@ -98,7 +98,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
     }
     server->request_log_ = std::make_unique<storage::RequestLog>();
     {
-      storage::Connection conn(options.database_url);
+      storage::Connection conn(options.database_url, nullptr,
+                               options.db_timeouts);
       if (absl::Status s = server->request_log_->EnsureTable(conn); !s.ok()) {
         Log(LogLevel::kWarning,
             "request log unavailable: writes with a request_id will answer "
@@ -111,6 +112,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
         *server->request_log_,
         storage::RequestLogPurger::Options{
             .database_url = options.database_url,
+            .timeouts = options.db_timeouts,
             .retention = options.request_id_retention,
             .interval = storage::RequestLogPurger::IntervalFor(
                 options.request_id_retention),
@@ -122,9 +124,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
                     {{"error", std::string(status.message())}});
               }
             }});
-    server->pool_ =
-        std::make_unique<storage::WorkerPool>(storage::WorkerPool::Options{
-            .database_url = options.database_url, .size = options.pool_size});
+    server->pool_ = std::make_unique<storage::WorkerPool>(
+        storage::WorkerPool::Options{.database_url = options.database_url,
+                                     .size = options.pool_size,
+                                     .timeouts = options.db_timeouts});
     server->executor_ =
         std::make_unique<loader::PoolBatchExecutor>(*server->pool_);
     // A backlog may be spread over every connection of the pool.
@@ -193,8 +196,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   if (!options.data.memory_backend) {
     server->health_thread_ =
         std::thread([s = server.get(), url = options.database_url,
-                     interval = options.health_check_interval] {
-          s->HealthLoop(url, interval);
+                     interval = options.health_check_interval,
+                     timeouts = options.db_timeouts] {
+          s->HealthLoop(url, interval, timeouts);
         });
   }
   if (!options.metrics_listen.empty()) {
@@ -315,12 +319,17 @@ std::string Server::RenderMetrics() const {
   return out;
 }
 
-void Server::HealthLoop(std::string database_url, absl::Duration interval) {
-  storage::Connection conn(std::move(database_url));
+void Server::HealthLoop(std::string database_url, absl::Duration interval,
+                        storage::DatabaseTimeouts timeouts) {
+  storage::Connection conn(std::move(database_url), nullptr, timeouts);
   std::unique_lock<std::mutex> lock(health_mu_);
   while (!health_stop_.wait_for(lock, absl::ToChronoMilliseconds(interval),
                                 [this] { return health_stopping_; })) {
     lock.unlock();
+    // A server that accepts and never answers is unreachable too: the
+    // check gets as long as a connect, so it never holds up Shutdown
+    // longer than that.
+    conn.set_deadline(absl::Now() + timeouts.connect);
     const bool reachable = conn.Execute("SELECT 1", {}).ok();
     SetServing(reachable);
     lock.lock();
@@ -330,24 +339,30 @@ void Server::HealthLoop(std::string database_url, absl::Duration interval) {
 void Server::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
+  const absl::Time done_by = absl::Now() + grace;
+  // The health check may be waiting on PostgreSQL (at most a connect
+  // timeout): it is told to stop now and joined last, so that wait runs
+  // alongside the grace period instead of before it.
   {
     std::lock_guard<std::mutex> lock(health_mu_);
     health_stopping_ = true;
   }
   health_stop_.notify_all();
-  if (health_thread_.joinable()) health_thread_.join();
-  request_log_purger_.reset();
   metrics_http_.reset();
   // Create() may have failed before the gRPC server existed.
   if (grpc_server_ != nullptr) {
     // Probes see NOT_SERVING from here on, while calls in flight finish.
+    // (A late SetServing from the health thread cannot undo it: gRPC's
+    // health service answers NOT_SERVING for good once shut down.)
     grpc_server_->GetHealthCheckService()->Shutdown();
-    grpc_server_->Shutdown(std::chrono::system_clock::now() +
-                           absl::ToChronoMilliseconds(grace));
+    grpc_server_->Shutdown(absl::ToChronoTime(done_by));
   }
   // Every call is finished now; run what the workers still hold, then stop
-  // them, before the loader that queued those tasks goes away.
-  if (pool_) pool_->Shutdown();
+  // them, before the loader that queued those tasks goes away. Statements
+  // still running at the end of the grace period are cut off.
+  if (pool_) pool_->Shutdown(done_by);
+  if (health_thread_.joinable()) health_thread_.join();
+  request_log_purger_.reset();
   if (loader_) {
     Log(LogLevel::kInfo, "loader stats",
         {{"stats", loader_->Stats().ToString()}});

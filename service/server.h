@@ -14,7 +14,8 @@
 // thread of its own deletes ids older than request_id_retention.
 //
 // Create() blocks until the catalog is read (retrying while PostgreSQL is
-// unreachable, up to startup_timeout) and the server listens. Shutdown() may
+// unreachable, up to startup_timeout plus one connect timeout) and the
+// server listens. Shutdown() may
 // be called from any thread, once; the destructor calls it if needed.
 //
 // Example:
@@ -40,6 +41,7 @@
 #include "service/metrics.h"
 #include "service/reflection_service.h"
 #include "storage/catalog.h"
+#include "storage/conninfo.h"
 #include "storage/request_log.h"
 #include "storage/worker_pool.h"
 
@@ -90,6 +92,8 @@ struct ServerOptions {
   std::string schema = "public";
   std::string version_column = "lastchange";
   int pool_size = 4;
+  // Bounds on connecting to PostgreSQL and on each statement.
+  storage::DatabaseTimeouts db_timeouts;
   absl::Duration startup_timeout = absl::Seconds(30);
   // How long a request_id is remembered (at least; the purge runs every
   // tenth of it, at most every minute).
@@ -113,12 +117,15 @@ class Server {
   loader::LoaderStatsSnapshot LoaderStats() const;
 
   // Stops taking calls, lets calls in flight finish within `grace` (then
-  // cancels them), and drains the database workers. Blocks.
+  // cancels them), and drains the database workers. Blocks: up to `grace`
+  // plus the larger of db_timeouts.connect and db_timeouts.cancel_grace,
+  // however unresponsive PostgreSQL is.
   void Shutdown(absl::Duration grace);
 
  private:
   Server() = default;
-  void HealthLoop(std::string database_url, absl::Duration interval);
+  void HealthLoop(std::string database_url, absl::Duration interval,
+                  storage::DatabaseTimeouts timeouts);
   void SetServing(bool serving);
   // Everything /metrics shows, in the Prometheus text format.
   std::string RenderMetrics() const;

@@ -1,11 +1,17 @@
 #include "storage/connection.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <pqxx/pqxx>
+#include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "storage/pg_error.h"
 
@@ -24,6 +30,120 @@ constexpr char kSessionSetup[] =
     "SET application_name = 'rowgate'; SET bytea_output = 'hex'";
 
 std::array<std::atomic<uint64_t>, 17> error_counts{};
+
+// Cancel requests still waiting for a server's answer. libpq 15's PQcancel
+// has no timeout, so a cancel sent to a silent server runs on a thread of
+// its own (see PoliteCancel); beyond this many, the hard cutoff alone
+// bounds the statement.
+constexpr int kMaxRunningCancels = 32;
+std::atomic<int> running_cancels{0};
+
+// Times statements of connections made without a watchdog (the health
+// check's, the catalog's). Its callbacks never block. Leaked on purpose: it
+// must outlive every connection, including those of exiting threads.
+DeadlineWatchdog& SharedWatchdog() {
+  static DeadlineWatchdog* watchdog = new DeadlineWatchdog();
+  return *watchdog;
+}
+
+// Closes the connection's socket for both directions once `at` passes, so
+// that libpq's blocking wait for an answer returns (as a broken connection)
+// even when the server never sends one. On a duplicate of the descriptor:
+// libpq may close its own meanwhile, and a number reused by another
+// connection must never be shut down. Disarmed (or destroyed) before the
+// connection is touched again.
+class Cutoff {
+ public:
+  Cutoff(DeadlineWatchdog& watchdog, const pqxx::connection& conn,
+         absl::Time at)
+      : watchdog_(watchdog), fd_(dup(conn.sock())) {
+    if (at == absl::InfiniteFuture() || fd_ < 0) return;
+    alarm_ = watchdog_.Arm(at, [fd = fd_] { shutdown(fd, SHUT_RDWR); });
+  }
+  ~Cutoff() { Disarm(); }
+  // The duplicate descriptor (-1 if dup failed), valid until Disarm.
+  int fd() const { return fd_; }
+  Cutoff(const Cutoff&) = delete;
+  Cutoff& operator=(const Cutoff&) = delete;
+
+  // True when the socket was closed.
+  bool Disarm() {
+    if (alarm_ != 0) fired_ = !watchdog_.Disarm(alarm_);
+    alarm_ = 0;
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    return fired_;
+  }
+
+ private:
+  DeadlineWatchdog& watchdog_;
+  int fd_;
+  uint64_t alarm_ = 0;
+  bool fired_ = false;
+};
+
+// Asks the server to cancel the statement running on `conn` once `at`
+// passes: the polite way, which keeps the connection. The request runs on a
+// short-lived thread that shares ownership of the connection, so the
+// watchdog never blocks on it and a request that a silent server never
+// answers can be abandoned (with the connection) rather than waited for.
+class PoliteCancel {
+ public:
+  PoliteCancel(DeadlineWatchdog& watchdog,
+               std::shared_ptr<pqxx::connection> conn, absl::Time at)
+      : watchdog_(watchdog), done_(std::make_shared<absl::Notification>()) {
+    if (at == absl::InfiniteFuture()) return;
+    alarm_ = watchdog_.Arm(at, [conn = std::move(conn), done = done_] {
+      if (running_cancels.fetch_add(1) >= kMaxRunningCancels) {
+        running_cancels.fetch_sub(1);
+        done->Notify();
+        return;
+      }
+      std::thread([conn, done] {
+        try {
+          conn->cancel_query();
+        } catch (const std::exception&) {
+          // The statement may have ended meanwhile; nothing to cancel.
+        }
+        running_cancels.fetch_sub(1);
+        done->Notify();
+      }).detach();
+    });
+  }
+  ~PoliteCancel() { Disarm(absl::InfinitePast()); }
+  PoliteCancel(const PoliteCancel&) = delete;
+  PoliteCancel& operator=(const PoliteCancel&) = delete;
+
+  // Disarms the alarm; if the cancel was sent, waits (blocks) until `until`
+  // for the server to take it, so that it cannot hit a later statement.
+  // Returns whether the cancel was sent, and sets `*abandon` when it was
+  // not taken in time: the connection must not be used again.
+  bool Disarm(absl::Time until, bool* abandon = nullptr) {
+    if (alarm_ == 0) return fired_;
+    fired_ = !watchdog_.Disarm(alarm_);
+    alarm_ = 0;
+    if (fired_ && !done_->WaitForNotificationWithDeadline(until) &&
+        abandon != nullptr) {
+      *abandon = true;
+    }
+    return fired_;
+  }
+
+ private:
+  DeadlineWatchdog& watchdog_;
+  std::shared_ptr<absl::Notification> done_;
+  uint64_t alarm_ = 0;
+  bool fired_ = false;
+};
+
+absl::Status ShuttingDown() {
+  return absl::UnavailableError(
+      "rowgate is shutting down: the statement was not completed");
+}
+
+absl::Time Later(absl::Time t, absl::Duration d) {
+  return t == absl::InfiniteFuture() ? t : t + d;
+}
 
 // The error's SQLSTATE. libpqxx 6.4 throws some of its sql_error subclasses
 // without one (e.g. insufficient_privilege): the class tells the code's
@@ -102,14 +222,21 @@ long QueryResult::affected_rows() const {
 }
 
 struct Connection::State {
-  std::unique_ptr<pqxx::connection> conn;
+  // Shared only with a cancel request in flight (PoliteCancel).
+  std::shared_ptr<pqxx::connection> conn;
   absl::flat_hash_map<std::string, std::string> prepared;  // sql -> name
 };
 
-Connection::Connection(std::string url, DeadlineWatchdog* watchdog)
-    : url_(std::move(url)),
-      watchdog_(watchdog),
-      state_(std::make_unique<State>()) {}
+Connection::Connection(std::string url, DeadlineWatchdog* watchdog,
+                       DatabaseTimeouts timeouts)
+    : watchdog_(watchdog != nullptr ? watchdog : &SharedWatchdog()),
+      timeouts_(timeouts),
+      state_(std::make_unique<State>()) {
+  // A URL libpq cannot parse is kept as given: connecting then fails with
+  // libpq's own explanation.
+  absl::StatusOr<std::string> conninfo = ConnInfoWithTimeouts(url, timeouts);
+  url_ = conninfo.ok() ? *std::move(conninfo) : std::move(url);
+}
 
 Connection::~Connection() = default;
 
@@ -126,17 +253,45 @@ absl::Status Connection::EnsureConnected() {
   if (state_->conn && state_->conn->is_open()) return absl::OkStatus();
   state_->conn.reset();
   state_->prepared.clear();
+  const absl::Time start = absl::Now();
   try {
-    auto conn = std::make_unique<pqxx::connection>(url_);
+    // libpq gives up after connect_timeout; the set-up statements get as
+    // long again, then the socket is closed under them.
+    auto conn = std::make_shared<pqxx::connection>(url_);
+    Cutoff cutoff(*watchdog_, *conn,
+                  absl::Now() + timeouts_.connect + timeouts_.cancel_grace);
+    std::string setup = kSessionSetup;
+    if (timeouts_.statement > absl::ZeroDuration()) {
+      absl::StrAppend(&setup, "; SET statement_timeout = ",
+                      absl::ToInt64Milliseconds(timeouts_.statement));
+    }
     pqxx::nontransaction txn(*conn);
-    txn.exec(kSessionSetup);
+    txn.exec(setup);
     txn.commit();
+    if (cutoff.Disarm()) {
+      return absl::UnavailableError(absl::StrCat(
+          "PostgreSQL accepted the connection but did not answer within ",
+          absl::FormatDuration(timeouts_.connect + timeouts_.cancel_grace)));
+    }
     state_->conn = std::move(conn);
     return absl::OkStatus();
   } catch (const std::exception& e) {
     // libpq's connection errors name the host and socket, never a password.
+    const absl::Duration took = absl::Now() - start;
+    if (took >= timeouts_.connect) {
+      return absl::UnavailableError(
+          absl::StrCat("PostgreSQL did not answer within the connect timeout (",
+                       absl::FormatDuration(timeouts_.connect),
+                       "): ", absl::StripAsciiWhitespace(e.what())));
+    }
     return ConnectFailureStatus(e.what());
   }
+}
+
+void Connection::Interrupt() {
+  MutexLock lock(&interrupt_mu_);
+  interrupted_ = true;
+  if (statement_fd_ >= 0) shutdown(statement_fd_, SHUT_RDWR);
 }
 
 absl::StatusOr<QueryResult> Connection::Execute(const std::string& sql,
@@ -153,19 +308,50 @@ absl::StatusOr<QueryResult> Connection::Execute(const std::string& sql,
 
 absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
                                                     const Params& params) {
-  if (deadline_ != absl::InfiniteFuture() && absl::Now() >= deadline_) {
+  const absl::Time deadline = std::min(deadline_, deadline_cap_);
+  if (deadline != absl::InfiniteFuture() && absl::Now() >= deadline) {
     return absl::DeadlineExceededError(
         "the caller's deadline passed before the statement was sent");
   }
+  {
+    MutexLock lock(&interrupt_mu_);
+    if (interrupted_) return ShuttingDown();
+  }
   if (absl::Status s = EnsureConnected(); !s.ok()) return s;
-  // Cancels the statement on the server if it outlives the caller's
-  // deadline. Disarmed (waiting for a cancel in progress) before the
-  // connection is touched again.
-  uint64_t alarm = 0;
+  // Two bounds. At the caller's deadline the server is asked to cancel the
+  // statement (the connection stays usable); PostgreSQL's statement_timeout
+  // bounds it without a deadline. If the server answers neither within
+  // cancel_grace, the socket is closed under the statement: a silent server
+  // costs the caller its deadline plus the grace, never a hang.
+  const absl::Time sent = absl::Now();
+  absl::Time bound = deadline;
+  if (timeouts_.statement > absl::ZeroDuration()) {
+    bound = std::min(bound, sent + timeouts_.statement);
+  }
+  const absl::Time cutoff_at = Later(bound, timeouts_.cancel_grace);
+  Cutoff cutoff(*watchdog_, *state_->conn, cutoff_at);
+  {
+    MutexLock lock(&interrupt_mu_);
+    if (interrupted_) return ShuttingDown();
+    statement_fd_ = cutoff.fd();
+  }
+  PoliteCancel cancel(*watchdog_, state_->conn, deadline);
   bool cancelled = false;
+  bool abandon = false;
+  bool interrupted = false;
   auto disarm = [&] {
-    if (alarm != 0) cancelled = !watchdog_->Disarm(alarm);
-    alarm = 0;
+    cancelled =
+        cancel.Disarm(Later(deadline, timeouts_.cancel_grace), &abandon);
+    {
+      MutexLock lock(&interrupt_mu_);
+      statement_fd_ = -1;
+      interrupted = interrupted_;
+    }
+    return cutoff.Disarm() || interrupted;
+  };
+  auto drop_connection = [&] {
+    state_->conn.reset();
+    state_->prepared.clear();
   };
   std::vector<const char*> raw;
   raw.reserve(params.size());
@@ -181,54 +367,60 @@ absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
       state_->conn->prepare(name, sql);
       it = state_->prepared.emplace(sql, std::move(name)).first;
     }
-    if (watchdog_ != nullptr && deadline_ != absl::InfiniteFuture()) {
-      pqxx::connection* conn = state_->conn.get();
-      alarm = watchdog_->Arm(deadline_, [conn] {
-        try {
-          conn->cancel_query();
-        } catch (const std::exception&) {
-          // The statement may have ended meanwhile; nothing to cancel.
-        }
-      });
-    }
     if (it != state_->prepared.end()) {
       rep->result = txn.exec_prepared(it->second, dynamic);
     } else {
       rep->result = txn.exec_params(sql, dynamic);
     }
-    disarm();
     txn.commit();
+    const bool cut = disarm();
+    if (cut || abandon) drop_connection();
   } catch (const pqxx::broken_connection& e) {
-    disarm();
-    state_->conn.reset();
-    state_->prepared.clear();
+    const bool cut = disarm();
+    drop_connection();
+    if (interrupted) return ShuttingDown();
+    if (cut) {
+      return absl::UnavailableError(
+          absl::StrCat("PostgreSQL did not answer within ",
+                       absl::FormatDuration(absl::Trunc(cutoff_at - sent,
+                                                        absl::Milliseconds(1))),
+                       "; closed the connection"));
+    }
     return absl::UnavailableError(
         absl::StrCat("lost the connection to PostgreSQL: ",
                      absl::StripAsciiWhitespace(e.what())));
   } catch (const pqxx::sql_error& e) {
-    disarm();
-    if (SqlStateBreaksConnection(SqlStateOf(e)) || !state_->conn->is_open()) {
-      state_->conn.reset();
-      state_->prepared.clear();
+    const bool cut = disarm();
+    const std::string sqlstate = SqlStateOf(e);
+    if (cut || abandon || SqlStateBreaksConnection(sqlstate) ||
+        !state_->conn->is_open()) {
+      drop_connection();
     }
-    if (cancelled && e.sqlstate() == "57014") {
-      return absl::DeadlineExceededError(
-          "the statement was cancelled in PostgreSQL: the caller's deadline "
-          "passed");
+    if (sqlstate == "57014") {
+      if (cancelled) {
+        return absl::DeadlineExceededError(
+            "the statement was cancelled in PostgreSQL: the caller's "
+            "deadline passed");
+      }
+      if (absl::StrContains(e.what(), "statement timeout")) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "PostgreSQL cancelled the statement: it ran longer than the "
+            "statement timeout (",
+            absl::FormatDuration(timeouts_.statement), ")"));
+      }
     }
-    return StatusFromSqlState(SqlStateOf(e), e.what());
+    return StatusFromSqlState(sqlstate, e.what());
   } catch (const pqxx::transaction_rollback& e) {
     // libpqxx 6.4 derives these from pqxx::failure, not sql_error: without
     // this they fell through to INTERNAL and dropped a healthy connection,
     // where the caller should be told to retry (ABORTED, SQLSTATE class 40).
-    disarm();
+    if (disarm() || abandon) drop_connection();
     return StatusFromSqlState(RollbackSqlState(e), e.what());
   } catch (const std::exception& e) {
     disarm();
     // E.g. pqxx::usage_error or in_doubt_error: drop the connection rather
     // than reuse one in an unknown state.
-    state_->conn.reset();
-    state_->prepared.clear();
+    drop_connection();
     return absl::InternalError(absl::StrCat("PostgreSQL client: ", e.what()));
   }
   return QueryResult(std::move(rep));

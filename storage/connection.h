@@ -9,8 +9,9 @@
 // with a request id, sends BEGIN/COMMIT as statements of their own.)
 //
 // Not thread-safe: libpqxx's rule is one thread per connection at a time.
-// WorkerPool gives each of its threads a Connection of its own. Except for
-// CancelCurrentQuery(), every method blocks on the network.
+// WorkerPool gives each of its threads a Connection of its own. Interrupt()
+// is the exception: any thread may call it. Every other method blocks on the
+// network.
 //
 // Example:
 //   Connection conn(url);
@@ -19,18 +20,23 @@
 #ifndef ROWGATE_STORAGE_CONNECTION_H_
 #define ROWGATE_STORAGE_CONNECTION_H_
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "storage/conninfo.h"
 #include "storage/deadline_watchdog.h"
+#include "storage/mutex.h"
 
 namespace rowgate::storage {
 
@@ -68,16 +74,22 @@ std::array<uint64_t, 17> DatabaseErrorCounts();
 
 class Connection {
  public:
-  // `url` is a libpq connection string or URI. Does not connect. With a
-  // `watchdog` (which must outlive this), statements honour set_deadline().
-  explicit Connection(std::string url, DeadlineWatchdog* watchdog = nullptr);
+  // `url` is a libpq connection string or URI. Does not connect. Statements
+  // honour set_deadline() and `timeouts`, timed by `watchdog` (which must
+  // outlive this; its callbacks here never block) or, when null, by one
+  // shared by the process.
+  explicit Connection(std::string url, DeadlineWatchdog* watchdog = nullptr,
+                      DatabaseTimeouts timeouts = {});
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
   // Runs one statement with bound parameters. UNAVAILABLE when Postgres
-  // cannot be reached (the next call reconnects); other errors as mapped by
-  // pg_error.h. Blocks.
+  // cannot be reached or stops answering (the next call reconnects);
+  // DEADLINE_EXCEEDED past the deadline or the statement timeout; other
+  // errors as mapped by pg_error.h. Blocks: connecting at most
+  // timeouts.connect, then until the statement's bound (the deadline, else
+  // timeouts.statement) plus timeouts.cancel_grace.
   absl::StatusOr<QueryResult> Execute(const std::string& sql,
                                       const Params& params);
 
@@ -85,14 +97,26 @@ class Connection {
   // running then is cancelled on the server and answers DEADLINE_EXCEEDED,
   // and one that would start after it is not sent. InfiniteFuture: none.
   void set_deadline(absl::Time deadline) { deadline_ = deadline; }
-  absl::Time deadline() const { return deadline_; }
+  // A bound on every deadline from now on, whatever set_deadline says (the
+  // pool's drain at shutdown). InfiniteFuture: none.
+  void set_deadline_cap(absl::Time cap) { deadline_cap_ = cap; }
+
+  // The deadline statements honour now (set_deadline's, within the cap).
+  absl::Time deadline() const { return std::min(deadline_, deadline_cap_); }
 
   // Closes the connection (the next statement reconnects), e.g. when a
   // transaction could not be rolled back: the server then rolls it back.
   void Disconnect();
 
-  // Connects now if not connected. Blocks.
+  // Connects now if not connected. Blocks, at most timeouts.connect plus
+  // timeouts.cancel_grace.
   absl::Status EnsureConnected();
+
+  // Closes the connection under the statement in progress, if any (it
+  // answers UNAVAILABLE), and makes every later statement answer UNAVAILABLE
+  // without being sent: for a pool that must stop by a time. Thread-safe;
+  // never blocks.
+  void Interrupt();
 
   // The backend's process id, or 0 when not connected.
   int backend_pid() const;
@@ -104,8 +128,15 @@ class Connection {
   struct State;
   std::string url_;
   DeadlineWatchdog* const watchdog_;
+  const DatabaseTimeouts timeouts_;
   absl::Time deadline_ = absl::InfiniteFuture();
+  absl::Time deadline_cap_ = absl::InfiniteFuture();
   std::unique_ptr<State> state_;
+  // Set by Interrupt(); a duplicate of the socket under the statement in
+  // progress (-1: none), which Interrupt() shuts down.
+  Mutex interrupt_mu_;
+  bool interrupted_ ABSL_GUARDED_BY(interrupt_mu_) = false;
+  int statement_fd_ ABSL_GUARDED_BY(interrupt_mu_) = -1;
 };
 
 }  // namespace rowgate::storage

@@ -20,12 +20,16 @@ DeadlineWatchdog::~DeadlineWatchdog() {
 uint64_t DeadlineWatchdog::Arm(absl::Time deadline,
                                absl::AnyInvocable<void()> cancel) {
   uint64_t id;
+  bool earlier;
   {
     MutexLock lock(&mu_);
     id = next_id_++;
     armed_.emplace(id, Entry{deadline, std::move(cancel)});
+    // Every statement arms an alarm: wake the loop only when it would
+    // otherwise sleep past this one.
+    earlier = deadline < wake_at_;
   }
-  changed_.SignalAll();
+  if (earlier) changed_.SignalAll();
   return id;
 }
 
@@ -58,7 +62,9 @@ void DeadlineWatchdog::Loop() {
       changed_.SignalAll();
       continue;
     }
+    wake_at_ = next;
     changed_.WaitWithDeadline(&mu_, next);
+    wake_at_ = absl::InfinitePast();
   }
 }
 

@@ -4,8 +4,9 @@
 // never outlives its caller and the connection returns healthy to the pool).
 //
 // Thread-safe. One thread of its own, idle until something is armed. The
-// cancel callbacks run on that thread; Disarm() waits for a callback that is
-// running, so what the callback touches stays valid until Disarm returns.
+// cancel callbacks run on that thread, so they must not block (a callback
+// that waits holds up every other alarm); Disarm() waits for a callback that
+// is running, so what the callback touches stays valid until Disarm returns.
 //
 // Example:
 //   uint64_t id = watchdog.Arm(deadline, [&conn] { conn.cancel_query(); });
@@ -54,6 +55,8 @@ class DeadlineWatchdog {
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t firing_ ABSL_GUARDED_BY(mu_) = 0;  // id whose cancel runs
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // When the loop wakes next; InfinitePast while it is awake.
+  absl::Time wake_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::thread thread_;
 };
 

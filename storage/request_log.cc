@@ -280,7 +280,9 @@ absl::Duration RequestLogPurger::IntervalFor(absl::Duration retention) {
 }
 
 RequestLogPurger::RequestLogPurger(const RequestLog& log, Options options)
-    : log_(log), options_(std::move(options)) {
+    : log_(log),
+      options_(std::move(options)),
+      conn_(options_.database_url, nullptr, options_.timeouts) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -290,11 +292,12 @@ RequestLogPurger::~RequestLogPurger() {
     stopping_ = true;
   }
   wake_.SignalAll();
+  conn_.Interrupt();
   if (thread_.joinable()) thread_.join();
 }
 
 void RequestLogPurger::Run() {
-  Connection conn(options_.database_url);
+  Connection& conn = conn_;
   int last_failed = -1;  // -1: no purge yet
   MutexLock lock(&mu_);
   while (!stopping_) {

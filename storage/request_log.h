@@ -141,6 +141,9 @@ class RequestLogPurger {
  public:
   struct Options {
     std::string database_url;
+    // Bounds on its connection, as for every other (a purge caught by a
+    // silent database must not hold up shutdown).
+    DatabaseTimeouts timeouts;
     absl::Duration retention = absl::Hours(24);
     absl::Duration interval = absl::Minutes(1);
     int batch = 1000;
@@ -169,6 +172,9 @@ class RequestLogPurger {
 
   const RequestLog& log_;
   Options options_;
+  // Used by the purger's thread only, but for Interrupt() at destruction: a
+  // purge caught by a database that stopped answering ends at once.
+  Connection conn_;
   std::atomic<uint64_t> purged_{0};
   // As in WorkerPool: visible to ThreadSanitizer (see storage/mutex.h).
   Mutex mu_;

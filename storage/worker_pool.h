@@ -37,6 +37,8 @@ class WorkerPool {
     int size = 4;
     // TryPost refuses work beyond this many queued tasks.
     size_t max_queued = 10000;
+    // Bounds on connecting and on each statement (see conninfo.h).
+    DatabaseTimeouts timeouts;
   };
   using Task = absl::AnyInvocable<void(Connection&) &&>;
 
@@ -45,9 +47,13 @@ class WorkerPool {
   WorkerPool(const WorkerPool&) = delete;
 
   // Runs the tasks already queued, then stops the workers. Tasks posted
-  // after the workers stopped never run. Idempotent; blocks; not from a
-  // worker thread.
-  void Shutdown();
+  // after the workers stopped never run. Statements of the drain must end by
+  // `drain_by` (those that would start later answer DEADLINE_EXCEEDED
+  // without being sent), so a database that stopped answering holds the
+  // drain up to drain_by plus timeouts.cancel_grace, or a connect attempt
+  // in progress (timeouts.connect), never longer. Idempotent; blocks; not
+  // from a worker thread.
+  void Shutdown(absl::Time drain_by = absl::InfiniteFuture());
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   // Queues `task`; it runs on a worker with that worker's connection, whose
@@ -78,7 +84,10 @@ class WorkerPool {
   CondVar work_ready_;
   std::deque<Task> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time drain_by_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::atomic<int> busy_{0};
+  // Each worker's connection while it runs, for Shutdown to interrupt.
+  std::vector<Connection*> connections_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> threads_;
 };
 

@@ -7,6 +7,14 @@
 #   pg.sh createdb DB    create DB with the demo schema and data if absent
 #   pg.sh recreatedb DB  drop and create DB with the demo schema and data
 #   pg.sh psql DB ...    run psql against DB
+#   pg.sh crash          stop it the hard way (pg_ctl stop -m immediate: no
+#                        shutdown checkpoint; the next start recovers)
+#
+# This instance trades durability for speed (fsync, synchronous_commit and
+# full_page_writes off): a crash of the machine may lose or corrupt data.
+# With PG_DURABLE=1 every command acts on a second instance instead, in a
+# data and socket directory of its own, with those settings on (the fault
+# tests crash and restart it and check that no acknowledged write is lost).
 #
 # Data lives in the project-local, git-ignored .rowgate/ directory when the
 # server's user can reach it, else under /tmp. It listens on a unix socket
@@ -18,7 +26,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 project=$(cd "$here/../.." && pwd)
 pgbin=/usr/lib/postgresql/15/bin
 hash=$(printf '%s' "$project" | md5sum | cut -c1-10)
-sockdir=/tmp/rowgate-pg-$hash   # short: unix socket paths are limited to 107 bytes
+durable=${PG_DURABLE:-0}
+suffix=; [ "$durable" = 1 ] && suffix=-durable
+sockdir=/tmp/rowgate-pg-$hash$suffix   # short: unix socket paths are limited to 107 bytes
 
 # From / : the caller's working directory (e.g. a 700 mktemp checkout) may be
 # closed to the postgres user, and every path used here is absolute.
@@ -27,7 +37,7 @@ as_pg() {
 }
 
 datadir() {
-  local local_dir=$project/.rowgate/pgdata
+  local local_dir=$project/.rowgate/pgdata$suffix
   mkdir -p "$project/.rowgate"
   if [ "$(id -u)" -eq 0 ]; then
     # The postgres user must be able to traverse every parent directory.
@@ -47,15 +57,21 @@ start() {
     mkdir -p "$data"
     if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$data"; fi
     as_pg "$pgbin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+    local speed="fsync = off
+synchronous_commit = off
+full_page_writes = off"
+    if [ "$durable" = 1 ]; then
+      speed="fsync = on
+synchronous_commit = on
+full_page_writes = on"
+    fi
     cat >>"$data/postgresql.conf" <<CONF
 listen_addresses = ''
 unix_socket_directories = '$sockdir'
 shared_preload_libraries = 'pg_stat_statements'
 pg_stat_statements.track = all
 max_connections = 200
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+$speed
 shared_buffers = 256MB
 log_min_messages = warning
 CONF
@@ -70,6 +86,11 @@ stop() {
   if as_pg "$pgbin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     as_pg "$pgbin/pg_ctl" -D "$data" -m fast -w stop >/dev/null
   fi
+}
+
+crash() {
+  local data; data=$(datadir)
+  as_pg "$pgbin/pg_ctl" -D "$data" -m immediate -w stop >/dev/null
 }
 
 url() { echo "postgresql://postgres@/$1?host=$sockdir"; }
@@ -100,9 +121,10 @@ cmd=${1:-}; shift || true
 case "$cmd" in
   start) start ;;
   stop) stop ;;
+  crash) crash ;;
   url) url "$1" ;;
   createdb) createdb "$1" ;;
   recreatedb) recreatedb "$1" ;;
   psql) psql_db "$@" ;;
-  *) echo "usage: $0 start|stop|url DB|createdb DB|recreatedb DB|psql DB [args]" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|crash|url DB|createdb DB|recreatedb DB|psql DB [args]" >&2; exit 2 ;;
 esac

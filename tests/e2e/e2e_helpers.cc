@@ -4,12 +4,16 @@
 
 #include <algorithm>
 #include <atomic>
+#include <pqxx/pqxx>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "storage/catalog.h"
+#include "storage/connection.h"
+#include "storage/table_ops.h"
 #include "tests/common/test_database.h"
 
 namespace rowgate::e2e {
@@ -215,6 +219,41 @@ std::vector<int64_t> InsertUsersBySql(const std::string& surname, int count,
   for (const auto& row : rows) ids.push_back(std::stoll(row.at(0)));
   std::sort(ids.begin(), ids.end());
   return ids;
+}
+
+std::string LookupStatement(const std::string& entity,
+                            const std::string& key_column) {
+  storage::Connection conn(rowgate::testing::TestDatabaseUrl());
+  absl::StatusOr<std::shared_ptr<const storage::Catalog>> catalog =
+      storage::Catalog::Load(conn, "public", "lastchange");
+  if (!catalog.ok()) {
+    ADD_FAILURE() << "reading the catalog: " << catalog.status();
+    return "";
+  }
+  const storage::Entity* e = (*catalog)->Find(entity);
+  if (e == nullptr) {
+    ADD_FAILURE() << "no entity " << entity;
+    return "";
+  }
+  const int column =
+      key_column.empty() ? e->primary_key : e->ColumnIndex(key_column);
+  if (column < 0) {
+    ADD_FAILURE() << "no column " << key_column << " in " << entity;
+    return "";
+  }
+  return storage::LookupSql(*e, column);
+}
+
+long long StatementCallsExactly(const std::string& statement) {
+  pqxx::connection conn(rowgate::testing::TestDatabaseUrl());
+  pqxx::nontransaction txn(conn);
+  return txn
+      .exec_params(
+          "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements "
+          "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = "
+          "current_database()) AND query = $1",
+          statement)[0][0]
+      .as<long long>();
 }
 
 }  // namespace rowgate::e2e

@@ -134,6 +134,20 @@ int64_t NextSequenceValue();
 std::vector<int64_t> InsertUsersBySql(const std::string& surname, int count,
                                       const std::string& name_prefix = "n");
 
+// ------------------------------------------------------------ statements
+
+// The exact text of the statement the loader runs to look rows of `entity`
+// up by `key_column` (the primary key when empty): storage::LookupSql over
+// the test database's live catalog. Fails the test (and returns "") if the
+// entity or column is unknown. Blocks on a connection of its own.
+std::string LookupStatement(const std::string& entity,
+                            const std::string& key_column = "");
+
+// How many times PostgreSQL ran exactly `statement` (its text as
+// pg_stat_statements records it) in the test database. Unlike a substring
+// count, Delete's and Page's statements are never counted with a lookup.
+long long StatementCallsExactly(const std::string& statement);
+
 // ------------------------------------------------------------------ fixture
 
 // One rowgate (default flags) shared by every test of the suite `Suite`.

@@ -137,6 +137,19 @@ TEST(OperationsTest, SigtermUnderLoadLetsInFlightCallsFinish) {
   auto server = RowgateProcess::Start({"--shutdown_grace_s=20"});
   ASSERT_NE(server, nullptr);
   auto channel = server->NewChannel();
+  Client client(channel);
+
+  // A health watch opened before the signal: it sees the change while the
+  // listener no longer takes new calls.
+  auto health = Health::NewStub(channel);
+  grpc::ClientContext watch_context;
+  watch_context.set_deadline(std::chrono::system_clock::now() +
+                             std::chrono::seconds(30));
+  HealthCheckRequest watch_request;
+  auto watch = health->Watch(&watch_context, watch_request);
+  HealthCheckResponse watched;
+  ASSERT_TRUE(watch->Read(&watched));
+  ASSERT_EQ(watched.status(), HealthCheckResponse::SERVING);
 
   // Hold the users table so lookups stay in flight until we let go.
   pqxx::connection admin(testing::TestDatabaseUrl());
@@ -144,6 +157,7 @@ TEST(OperationsTest, SigtermUnderLoadLetsInFlightCallsFinish) {
   lock->exec("LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
 
   constexpr int kCalls = 30;
+  const v1::LoaderStats before = client.MustGetLoaderStats();
   std::atomic<int> ok{0}, failed{0};
   std::vector<std::thread> callers;
   for (int i = 0; i < kCalls; ++i) {
@@ -158,13 +172,34 @@ TEST(OperationsTest, SigtermUnderLoadLetsInFlightCallsFinish) {
       }
     });
   }
-  absl::SleepFor(absl::Milliseconds(500));  // the calls are now in flight
+  // In flight: every lookup has reached the loader, and a rowgate backend
+  // waits for the lock with the merged query.
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  bool in_flight = false;
+  while (!in_flight && absl::Now() < give_up) {
+    const v1::LoaderStats now = client.MustGetLoaderStats();
+    in_flight =
+        now.requests() - before.requests() == kCalls &&
+        testing::ExecSql(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+            "'rowgate' AND datname = current_database() AND "
+            "wait_event_type = 'Lock'")[0][0] != "0";
+    if (!in_flight) absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_TRUE(in_flight) << "the calls never waited on the lock";
   server->Signal(SIGTERM);
-  absl::SleepFor(absl::Milliseconds(500));
-  lock->commit();  // the database answers; in-flight calls complete
+  // NOT_SERVING while the calls are still held by the lock.
+  const bool read = watch->Read(&watched);
+  const HealthCheckResponse::ServingStatus during_shutdown =
+      read ? watched.status() : HealthCheckResponse::UNKNOWN;
+  const int finished_before_release = ok.load() + failed.load();
+  watch_context.TryCancel();  // else the watch is a call in flight too
+  lock->commit();             // the database answers; in-flight calls complete
   for (auto& t : callers) t.join();
   RowgateProcess::ExitInfo exit = server->Stop();
 
+  EXPECT_EQ(during_shutdown, HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(finished_before_release, 0);
   EXPECT_EQ(ok.load(), kCalls);
   EXPECT_EQ(failed.load(), 0);
   EXPECT_FALSE(exit.needed_sigkill);

@@ -67,6 +67,41 @@ std::string DescribeWaitStatus(int status) {
 
 std::unique_ptr<RowgateProcess> RowgateProcess::Start(
     std::vector<std::string> extra_flags) {
+  // The flags as the failure message shows them (without the URL).
+  const std::vector<std::string> extra_flags_copy = extra_flags;
+  std::unique_ptr<RowgateProcess> process = Spawn(std::move(extra_flags));
+  if (process == nullptr) return nullptr;
+  const std::string port_file = process->temp_dir_ + "/port";
+  const absl::Time deadline = absl::Now() + kStartTimeout;
+  while (process->port_ == 0) {
+    if (process->Reaped()) {
+      ADD_FAILURE() << "rowgate exited before serving ("
+                    << DescribeWaitStatus(process->exit_->wait_status)
+                    << "); flags: " << absl::StrJoin(extra_flags_copy, " ")
+                    << "\nits output:\n"
+                    << process->OutputTail();
+      return nullptr;
+    }
+    if (absl::Now() > deadline) {
+      ADD_FAILURE() << "rowgate wrote no port file within " << kStartTimeout
+                    << "; its output:\n"
+                    << process->OutputTail();
+      return nullptr;  // The destructor stops it.
+    }
+    process->port_ = ReadPort(port_file);
+    if (process->port_ == 0) absl::SleepFor(kPollInterval);
+  }
+  if (!process->NewChannel()->WaitForConnected(absl::ToChronoTime(deadline))) {
+    ADD_FAILURE() << "rowgate wrote port " << process->port_
+                  << " but does not accept connections there; its output:\n"
+                  << process->OutputTail();
+    return nullptr;
+  }
+  return process;
+}
+
+std::unique_ptr<RowgateProcess> RowgateProcess::Spawn(
+    std::vector<std::string> extra_flags) {
   const char* binary = std::getenv("ROWGATE_BINARY");
   if (binary == nullptr || *binary == '\0') {
     ADD_FAILURE() << "ROWGATE_BINARY is not set: run the tests with ctest "
@@ -85,8 +120,6 @@ std::unique_ptr<RowgateProcess> RowgateProcess::Start(
   const std::string port_file = temp_dir + "/port";
   const std::string output_file = temp_dir + "/output";
 
-  // The flags as the failure message shows them (without the URL).
-  const std::vector<std::string> extra_flags_copy = extra_flags;
   std::vector<std::string> args = {binary, "--listen=127.0.0.1:0",
                                    "--port_file=" + port_file,
                                    "--database_url=" + url};
@@ -138,34 +171,7 @@ std::unique_ptr<RowgateProcess> RowgateProcess::Start(
     ADD_FAILURE() << "fork: " << std::strerror(errno);
     return nullptr;
   }
-  std::unique_ptr<RowgateProcess> process(new RowgateProcess(pid, temp_dir));
-
-  const absl::Time deadline = absl::Now() + kStartTimeout;
-  while (process->port_ == 0) {
-    if (process->Reaped()) {
-      ADD_FAILURE() << "rowgate exited before serving ("
-                    << DescribeWaitStatus(process->exit_->wait_status)
-                    << "); flags: " << absl::StrJoin(extra_flags_copy, " ")
-                    << "\nits output:\n"
-                    << process->OutputTail();
-      return nullptr;
-    }
-    if (absl::Now() > deadline) {
-      ADD_FAILURE() << "rowgate wrote no port file within " << kStartTimeout
-                    << "; its output:\n"
-                    << process->OutputTail();
-      return nullptr;  // The destructor stops it.
-    }
-    process->port_ = ReadPort(port_file);
-    if (process->port_ == 0) absl::SleepFor(kPollInterval);
-  }
-  if (!process->NewChannel()->WaitForConnected(absl::ToChronoTime(deadline))) {
-    ADD_FAILURE() << "rowgate wrote port " << process->port_
-                  << " but does not accept connections there; its output:\n"
-                  << process->OutputTail();
-    return nullptr;
-  }
-  return process;
+  return std::unique_ptr<RowgateProcess>(new RowgateProcess(pid, temp_dir));
 }
 
 RowgateProcess::RowgateProcess(pid_t pid, std::string temp_dir)
@@ -207,6 +213,13 @@ bool RowgateProcess::Reaped() {
 
 void RowgateProcess::Signal(int signal) {
   if (!exit_.has_value()) kill(pid_, signal);
+}
+
+std::optional<RowgateProcess::ExitInfo> RowgateProcess::WaitForExit(
+    absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!Reaped() && absl::Now() < deadline) absl::SleepFor(kPollInterval);
+  return exit_;
 }
 
 RowgateProcess::ExitInfo RowgateProcess::Kill() {

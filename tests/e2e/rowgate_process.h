@@ -27,6 +27,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
+
 namespace rowgate::e2e {
 
 class RowgateProcess {
@@ -44,6 +46,11 @@ class RowgateProcess {
   // Returns null after failing the current test when it does not.
   static std::unique_ptr<RowgateProcess> Start(
       std::vector<std::string> extra_flags = {});
+  // Like Start, but returns as soon as the child runs, without waiting for
+  // it to serve (for a server expected to fail at start). A later
+  // --database_url in `extra_flags` wins over the test database's.
+  static std::unique_ptr<RowgateProcess> Spawn(
+      std::vector<std::string> extra_flags = {});
 
   RowgateProcess(const RowgateProcess&) = delete;
   RowgateProcess& operator=(const RowgateProcess&) = delete;
@@ -59,6 +66,10 @@ class RowgateProcess {
 
   // Sends `signal` (e.g. SIGTERM) without waiting; Stop() then reaps.
   void Signal(int signal);
+
+  // Waits (blocks) up to `timeout` for the child to exit on its own (or
+  // after Signal); nullopt if it is still running then.
+  std::optional<ExitInfo> WaitForExit(absl::Duration timeout);
 
   // Sends SIGKILL and reaps the child (blocks until it is gone): a crash
   // with no shutdown at all. Later Stop() and Kill() return this result.
