@@ -72,10 +72,13 @@ SAN_ENV := ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-14/bin/llvm-symbolizer \
 san-configure: deps
 	@cmake -S . -B $(SAN_BUILD_DIR) $(SAN_CMAKE_FLAGS) >/dev/null
 
+# hostile_h2 is left out: it asserts rowgate's RSS, which ASan's shadow
+# memory and quarantine inflate past its bounds.
 test-asan: san-configure
 	@$(SAN_ENV) cmake --build $(SAN_BUILD_DIR) -j $(JOBS)
 	@$(SAN_ENV) bash deploy/local/with-pg.sh rowgate_test \
-	  ctest --test-dir $(SAN_BUILD_DIR) --output-on-failure -LE faults_long $(CTEST_ARGS)
+	  ctest --test-dir $(SAN_BUILD_DIR) --output-on-failure -LE faults_long \
+	  -E '^hostile_h2$$' $(CTEST_ARGS)
 
 thread-safety: san-configure
 	@cmake --build $(SAN_BUILD_DIR) -j $(JOBS) --target rowgate_storage \
