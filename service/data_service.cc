@@ -144,10 +144,22 @@ class StreamBatchGetReactor final
          prepared](absl::StatusOr<loader::LoadResult> result) {
           OnLoaded(serial, tag, *request, *prepared, std::move(result));
         });
-    storage::MutexLock lock(&mu_);
-    auto it = inflight_.find(serial);
-    if (it != inflight_.end()) it->second = std::move(ticket);
-    ReadNextLocked();
+    std::shared_ptr<loader::LoadTicket> missed;
+    {
+      storage::MutexLock lock(&mu_);
+      auto it = inflight_.find(serial);
+      if (it != inflight_.end()) {
+        // OnCancel ran while this lookup was starting and found no ticket
+        // to cancel: cancel it here, or its query would run for nobody.
+        if (broken_) missed = ticket;
+        it->second = std::move(ticket);
+      }
+      ReadNextLocked();
+    }
+    // gRPC calls OnDone only after this reaction returns: `this` is alive.
+    if (missed != nullptr) {
+      service_.CancelLookup(missed, CancellationStatus(context_));
+    }
   }
 
   void OnWriteDone(bool ok) override {
