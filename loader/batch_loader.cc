@@ -40,21 +40,6 @@ class LoadTicket {
   std::vector<std::shared_ptr<const storage::KeyedRows>> batches;
 };
 
-struct Loader::KeyQueue {
-  KeyQueue(const storage::Entity* entity, int key_column)
-      : entity(entity), key_column(key_column) {}
-  const storage::Entity* const entity;
-  const int key_column;
-
-  std::mutex mu;
-  // Tickets with keys not yet in a batch, oldest first.
-  std::deque<std::shared_ptr<LoadTicket>> pending ABSL_GUARDED_BY(mu);
-  size_t pending_keys ABSL_GUARDED_BY(mu) = 0;
-  int inflight ABSL_GUARDED_BY(mu) = 0;
-  // A RunBatch task is queued on the executor (or held by the timer).
-  bool scheduled ABSL_GUARDED_BY(mu) = false;
-};
-
 struct Loader::Batch {
   std::vector<std::string> keys;  // distinct
   std::vector<std::shared_ptr<LoadTicket>> tickets;
@@ -93,10 +78,10 @@ Loader::Loader(Options options, BatchExecutor& executor)
 
 Loader::~Loader() {
   {
-    std::lock_guard<std::mutex> lock(timer_mu_);
+    storage::MutexLock lock(&timer_mu_);
     stopping_ = true;
   }
-  timer_changed_.notify_all();
+  timer_changed_.SignalAll();
   if (timer_thread_.joinable()) timer_thread_.join();
 }
 
@@ -104,11 +89,11 @@ Loader::KeyQueue& Loader::QueueFor(const storage::Entity* entity,
                                    int key_column) {
   const auto id = std::make_pair(entity, key_column);
   {
-    std::shared_lock<std::shared_mutex> lock(queues_mu_);
+    storage::ReaderLock lock(&queues_mu_);
     auto it = queues_.find(id);
     if (it != queues_.end()) return *it->second;
   }
-  std::unique_lock<std::shared_mutex> lock(queues_mu_);
+  storage::WriterLock lock(&queues_mu_);
   auto& slot = queues_[id];
   if (!slot) slot = std::make_unique<KeyQueue>(entity, key_column);
   return *slot;
@@ -147,7 +132,7 @@ std::shared_ptr<LoadTicket> Loader::Load(LoadRequest request,
   }
   KeyQueue& queue =
       QueueFor(ticket->request.entity, ticket->request.key_column);
-  std::lock_guard<std::mutex> lock(queue.mu);
+  storage::MutexLock lock(&queue.mu);
   queue.pending.push_back(ticket);
   queue.pending_keys += key_count;
   MaybeSchedule(queue);
@@ -161,7 +146,7 @@ void Loader::Cancel(const std::shared_ptr<LoadTicket>& ticket,
   if (options_.merge) {
     KeyQueue& queue =
         QueueFor(ticket->request.entity, ticket->request.key_column);
-    std::lock_guard<std::mutex> lock(queue.mu);
+    storage::MutexLock lock(&queue.mu);
     DropPendingKeys(queue, *ticket);
   }
   // Unmerged tickets release their reservation when their query returns.
@@ -192,10 +177,10 @@ void Loader::MaybeSchedule(KeyQueue& queue) {
     // Hold the batch until the oldest key has waited max_wait.
     const absl::Time due = queue.pending.front()->arrived + options_.max_wait;
     {
-      std::lock_guard<std::mutex> lock(timer_mu_);
+      storage::MutexLock lock(&timer_mu_);
       timers_.emplace(due, &queue);
     }
-    timer_changed_.notify_one();
+    timer_changed_.Signal();
     return;
   }
   executor_.Run(
@@ -203,7 +188,7 @@ void Loader::MaybeSchedule(KeyQueue& queue) {
 }
 
 void Loader::TimerLoop() {
-  std::unique_lock<std::mutex> lock(timer_mu_);
+  storage::MutexLock lock(&timer_mu_);
   while (!stopping_) {
     const absl::Time now = absl::Now();
     while (!timers_.empty() && timers_.begin()->first <= now) {
@@ -215,9 +200,9 @@ void Loader::TimerLoop() {
     }
     const absl::Time next = timers_.empty() ? now + absl::Milliseconds(100)
                                             : timers_.begin()->first;
-    timer_changed_.wait_until(lock, absl::ToChronoTime(next), [&] {
-      return stopping_ || (!timers_.empty() && timers_.begin()->first < next);
-    });
+    while (!stopping_ && (timers_.empty() || timers_.begin()->first >= next)) {
+      if (!timer_changed_.WaitWithDeadline(&timer_mu_, next)) break;
+    }
   }
 }
 
@@ -269,7 +254,7 @@ void Loader::TakeBatch(KeyQueue& queue, Batch& batch) {
 void Loader::RunBatch(KeyQueue& queue, BatchExecutor::FetchFn fetch) {
   Batch batch;
   {
-    std::lock_guard<std::mutex> lock(queue.mu);
+    storage::MutexLock lock(&queue.mu);
     queue.scheduled = false;
     TakeBatch(queue, batch);
     if (batch.keys.empty()) {
@@ -292,7 +277,7 @@ void Loader::RunBatch(KeyQueue& queue, BatchExecutor::FetchFn fetch) {
     // Answer outside the lock; collect who is complete while holding it.
     std::vector<std::shared_ptr<LoadTicket>> complete, failed;
     {
-      std::lock_guard<std::mutex> lock(queue.mu);
+      storage::MutexLock lock(&queue.mu);
       for (std::shared_ptr<LoadTicket>& ticket : batch.tickets) {
         --ticket->outstanding_batches;
         if (ticket->IsAnswered()) continue;
@@ -321,7 +306,7 @@ void Loader::RunBatch(KeyQueue& queue, BatchExecutor::FetchFn fetch) {
       // Complete tickets are no longer touched by the queue: read unlocked.
       std::move(ticket->done)(Assemble(*ticket));
     }
-    std::lock_guard<std::mutex> lock(queue.mu);
+    storage::MutexLock lock(&queue.mu);
     --queue.inflight;
     // This connection is free again: send what gathered from here, without
     // waking another worker (unless a timer holds batches back).

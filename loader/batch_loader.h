@@ -25,12 +25,10 @@
 #ifndef ROWGATE_LOADER_BATCH_LOADER_H_
 #define ROWGATE_LOADER_BATCH_LOADER_H_
 
-#include <condition_variable>
 #include <cstddef>
+#include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -44,6 +42,7 @@
 #include "absl/time/time.h"
 #include "loader/loader_stats.h"
 #include "storage/catalog.h"
+#include "storage/mutex.h"
 #include "storage/table_ops.h"
 #include "storage/worker_pool.h"
 
@@ -136,7 +135,23 @@ class Loader {
   LoaderStatsSnapshot Stats() const { return stats_.Snapshot(); }
 
  private:
-  struct KeyQueue;
+  // One (entity, key column): its waiting lookups and its queries in flight.
+  // Defined here, not in the .cc, so the lock annotations below can name
+  // its mutex.
+  struct KeyQueue {
+    KeyQueue(const storage::Entity* entity, int key_column)
+        : entity(entity), key_column(key_column) {}
+    const storage::Entity* const entity;
+    const int key_column;
+
+    storage::Mutex mu;
+    // Tickets with keys not yet in a batch, oldest first.
+    std::deque<std::shared_ptr<LoadTicket>> pending ABSL_GUARDED_BY(mu);
+    size_t pending_keys ABSL_GUARDED_BY(mu) = 0;
+    int inflight ABSL_GUARDED_BY(mu) = 0;
+    // A RunBatch task is queued on the executor (or held by the timer).
+    bool scheduled ABSL_GUARDED_BY(mu) = false;
+  };
   struct Batch;
 
   KeyQueue& QueueFor(const storage::Entity* entity, int key_column);
@@ -157,17 +172,17 @@ class Loader {
   LoaderStats stats_;
   std::atomic<size_t> pending_keys_{0};
 
-  // std::mutex and friends rather than absl::Mutex here: Debian's abseil is
-  // built without ThreadSanitizer annotations, and the loader's tests must
-  // run clean under `make tsan`.
-  std::shared_mutex queues_mu_;
+  // Not absl::Mutex: Debian's abseil is built without ThreadSanitizer
+  // annotations, and the loader's tests must run clean under `make tsan`
+  // (see storage/mutex.h).
+  storage::SharedMutex queues_mu_;
   absl::flat_hash_map<std::pair<const storage::Entity*, int>,
                       std::unique_ptr<KeyQueue>>
       queues_ ABSL_GUARDED_BY(queues_mu_);
 
   // Only with max_wait > 0: queues whose batch is held until a deadline.
-  std::mutex timer_mu_;
-  std::condition_variable timer_changed_;
+  storage::Mutex timer_mu_;
+  storage::CondVar timer_changed_;
   std::multimap<absl::Time, KeyQueue*> timers_ ABSL_GUARDED_BY(timer_mu_);
   bool stopping_ ABSL_GUARDED_BY(timer_mu_) = false;
   std::thread timer_thread_;

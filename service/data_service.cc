@@ -9,8 +9,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "service/proto_convert.h"
+#include "storage/mutex.h"
 #include "storage/table_ops.h"
 
 namespace rowgate::service {
@@ -96,7 +96,7 @@ class StreamBatchGetReactor final
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      absl::MutexLock lock(&mu_);
+      storage::MutexLock lock(&mu_);
       reads_done_ = true;
       MaybeFinishLocked();
       return;
@@ -105,7 +105,7 @@ class StreamBatchGetReactor final
     absl::Status parsed = ParseRaw(incoming_, &message);
     incoming_.Clear();
     if (!parsed.ok()) {
-      absl::MutexLock lock(&mu_);
+      storage::MutexLock lock(&mu_);
       reads_done_ = true;
       final_status_ = ToGrpcStatus(parsed);
       MaybeFinishLocked();
@@ -124,14 +124,14 @@ class StreamBatchGetReactor final
           BoundedMessage(lookup.status().message()));
       grpc::ByteBuffer raw;
       SerializeRaw(answer, &raw);
-      absl::MutexLock lock(&mu_);
+      storage::MutexLock lock(&mu_);
       EnqueueLocked(std::move(raw));
       ReadNextLocked();
       return;
     }
     uint64_t serial;
     {
-      absl::MutexLock lock(&mu_);
+      storage::MutexLock lock(&mu_);
       serial = next_serial_++;
       ++active_;
       inflight_[serial] = nullptr;
@@ -144,14 +144,26 @@ class StreamBatchGetReactor final
          prepared](absl::StatusOr<loader::LoadResult> result) {
           OnLoaded(serial, tag, *request, *prepared, std::move(result));
         });
-    absl::MutexLock lock(&mu_);
-    auto it = inflight_.find(serial);
-    if (it != inflight_.end()) it->second = std::move(ticket);
-    ReadNextLocked();
+    std::shared_ptr<loader::LoadTicket> missed;
+    {
+      storage::MutexLock lock(&mu_);
+      auto it = inflight_.find(serial);
+      if (it != inflight_.end()) {
+        // OnCancel ran while this lookup was starting and found no ticket
+        // to cancel: cancel it here, or its query would run for nobody.
+        if (broken_) missed = ticket;
+        it->second = std::move(ticket);
+      }
+      ReadNextLocked();
+    }
+    // gRPC calls OnDone only after this reaction returns: `this` is alive.
+    if (missed != nullptr) {
+      service_.CancelLookup(missed, CancellationStatus(context_));
+    }
   }
 
   void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
+    storage::MutexLock lock(&mu_);
     writes_.pop_front();
     if (!ok) {
       // The client is gone; OnCancel follows. Stop writing.
@@ -170,20 +182,20 @@ class StreamBatchGetReactor final
   void OnCancel() override {
     std::vector<std::shared_ptr<loader::LoadTicket>> tickets;
     {
-      absl::MutexLock lock(&mu_);
+      storage::MutexLock lock(&mu_);
       broken_ = true;
       for (auto& [serial, ticket] : inflight_) tickets.push_back(ticket);
     }
     const absl::Status status = CancellationStatus(context_);
     for (auto& ticket : tickets) service_.CancelLookup(ticket, status);
-    absl::MutexLock lock(&mu_);
+    storage::MutexLock lock(&mu_);
     MaybeFinishLocked();
   }
 
   void OnDone() override {
     bool last;
     {
-      absl::MutexLock lock(&mu_);
+      storage::MutexLock lock(&mu_);
       done_ = true;
       last = active_ == 0;
     }
@@ -210,7 +222,7 @@ class StreamBatchGetReactor final
     SerializeRaw(answer, &raw);
     bool last;
     {
-      absl::MutexLock lock(&mu_);
+      storage::MutexLock lock(&mu_);
       inflight_.erase(serial);
       --active_;
       EnqueueLocked(std::move(raw));
@@ -270,7 +282,7 @@ class StreamBatchGetReactor final
   grpc::CallbackServerContext* const context_;
   grpc::ByteBuffer incoming_;  // only touched by the read chain
 
-  absl::Mutex mu_;
+  storage::Mutex mu_;
   std::deque<grpc::ByteBuffer> writes_ ABSL_GUARDED_BY(mu_);
   // OK, or why reading stopped early (an unparseable message).
   grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
@@ -833,7 +845,7 @@ grpc::ServerUnaryReactor* DataServiceImpl::ListEntities(
 }
 
 void DataServiceImpl::HandleListEntities(
-    grpc::CallbackServerContext* context,
+    grpc::CallbackServerContext* /*context*/,
     RawUnaryCall<v1::ListEntitiesRequest, v1::ListEntitiesResponse>* call) {
   v1::ListEntitiesResponse* response = call->response();
   for (const storage::Entity& entity : catalog_->entities()) {
@@ -852,7 +864,7 @@ grpc::ServerUnaryReactor* DataServiceImpl::DescribeEntity(
 }
 
 void DataServiceImpl::HandleDescribeEntity(
-    grpc::CallbackServerContext* context,
+    grpc::CallbackServerContext* /*context*/,
     RawUnaryCall<v1::DescribeEntityRequest, v1::EntityDescription>* call) {
   const v1::DescribeEntityRequest* request = &call->request();
   v1::EntityDescription* response = call->response();

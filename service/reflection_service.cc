@@ -11,9 +11,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "grpc/reflection/v1/reflection.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "storage/mutex.h"
 
 namespace rowgate::service {
 namespace {
@@ -25,16 +25,16 @@ namespace pb = ::google::protobuf;
 class ServiceNames {
  public:
   void Set(std::vector<std::string> names) {
-    absl::MutexLock lock(&mu_);
+    storage::WriterLock lock(&mu_);
     names_ = std::move(names);
   }
   std::vector<std::string> Get() const {
-    absl::ReaderMutexLock lock(&mu_);
+    storage::ReaderLock lock(&mu_);
     return names_;
   }
 
  private:
-  mutable absl::Mutex mu_;
+  mutable storage::SharedMutex mu_;
   std::vector<std::string> names_ ABSL_GUARDED_BY(mu_);
 };
 

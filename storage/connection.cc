@@ -289,7 +289,7 @@ absl::Status Connection::EnsureConnected() {
 }
 
 void Connection::Interrupt() {
-  std::lock_guard<std::mutex> lock(interrupt_mu_);
+  MutexLock lock(&interrupt_mu_);
   interrupted_ = true;
   if (statement_fd_ >= 0) shutdown(statement_fd_, SHUT_RDWR);
 }
@@ -314,7 +314,7 @@ absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
         "the caller's deadline passed before the statement was sent");
   }
   {
-    std::lock_guard<std::mutex> lock(interrupt_mu_);
+    MutexLock lock(&interrupt_mu_);
     if (interrupted_) return ShuttingDown();
   }
   if (absl::Status s = EnsureConnected(); !s.ok()) return s;
@@ -331,7 +331,7 @@ absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
   const absl::Time cutoff_at = Later(bound, timeouts_.cancel_grace);
   Cutoff cutoff(*watchdog_, *state_->conn, cutoff_at);
   {
-    std::lock_guard<std::mutex> lock(interrupt_mu_);
+    MutexLock lock(&interrupt_mu_);
     if (interrupted_) return ShuttingDown();
     statement_fd_ = cutoff.fd();
   }
@@ -343,7 +343,7 @@ absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
     cancelled =
         cancel.Disarm(Later(deadline, timeouts_.cancel_grace), &abandon);
     {
-      std::lock_guard<std::mutex> lock(interrupt_mu_);
+      MutexLock lock(&interrupt_mu_);
       statement_fd_ = -1;
       interrupted = interrupted_;
     }

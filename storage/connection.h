@@ -36,6 +36,7 @@
 #include "absl/time/time.h"
 #include "storage/conninfo.h"
 #include "storage/deadline_watchdog.h"
+#include "storage/mutex.h"
 
 namespace rowgate::storage {
 
@@ -133,7 +134,7 @@ class Connection {
   std::unique_ptr<State> state_;
   // Set by Interrupt(); a duplicate of the socket under the statement in
   // progress (-1: none), which Interrupt() shuts down.
-  std::mutex interrupt_mu_;
+  Mutex interrupt_mu_;
   bool interrupted_ ABSL_GUARDED_BY(interrupt_mu_) = false;
   int statement_fd_ ABSL_GUARDED_BY(interrupt_mu_) = -1;
 };

@@ -10,10 +10,10 @@ DeadlineWatchdog::DeadlineWatchdog() : thread_([this] { Loop(); }) {}
 
 DeadlineWatchdog::~DeadlineWatchdog() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
-  changed_.notify_all();
+  changed_.SignalAll();
   thread_.join();
 }
 
@@ -22,25 +22,25 @@ uint64_t DeadlineWatchdog::Arm(absl::Time deadline,
   uint64_t id;
   bool earlier;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     id = next_id_++;
     armed_.emplace(id, Entry{deadline, std::move(cancel)});
     // Every statement arms an alarm: wake the loop only when it would
     // otherwise sleep past this one.
     earlier = deadline < wake_at_;
   }
-  if (earlier) changed_.notify_all();
+  if (earlier) changed_.SignalAll();
   return id;
 }
 
 bool DeadlineWatchdog::Disarm(uint64_t id) {
-  std::unique_lock<std::mutex> lock(mu_);
-  changed_.wait(lock, [&] { return firing_ != id; });
+  MutexLock lock(&mu_);
+  while (firing_ == id) changed_.Wait(&mu_);
   return armed_.erase(id) == 1;
 }
 
 void DeadlineWatchdog::Loop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   while (!stopping_) {
     const absl::Time now = absl::Now();
     absl::Time next = absl::InfiniteFuture();
@@ -55,19 +55,15 @@ void DeadlineWatchdog::Loop() {
     if (due != 0) {
       auto node = armed_.extract(due);
       firing_ = due;
-      lock.unlock();
+      mu_.Unlock();
       std::move(node.mapped().cancel)();
-      lock.lock();
+      mu_.Lock();
       firing_ = 0;
-      changed_.notify_all();
+      changed_.SignalAll();
       continue;
     }
     wake_at_ = next;
-    if (next == absl::InfiniteFuture()) {
-      changed_.wait(lock);
-    } else {
-      changed_.wait_until(lock, absl::ToChronoTime(next));
-    }
+    changed_.WaitWithDeadline(&mu_, next);
     wake_at_ = absl::InfinitePast();
   }
 }

@@ -15,14 +15,14 @@
 #ifndef ROWGATE_STORAGE_DEADLINE_WATCHDOG_H_
 #define ROWGATE_STORAGE_DEADLINE_WATCHDOG_H_
 
-#include <condition_variable>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
+#include "storage/mutex.h"
 
 namespace rowgate::storage {
 
@@ -49,14 +49,14 @@ class DeadlineWatchdog {
     absl::Time deadline;
     absl::AnyInvocable<void()> cancel;
   };
-  std::mutex mu_;
-  std::condition_variable changed_;
-  std::map<uint64_t, Entry> armed_;  // guarded by mu_
-  uint64_t next_id_ = 1;             // guarded by mu_
-  uint64_t firing_ = 0;              // guarded by mu_; id whose cancel runs
-  bool stopping_ = false;            // guarded by mu_
-  // When the loop wakes next; InfinitePast while it is awake. Guarded by mu_.
-  absl::Time wake_at_ = absl::InfinitePast();
+  Mutex mu_;
+  CondVar changed_;
+  std::map<uint64_t, Entry> armed_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t firing_ ABSL_GUARDED_BY(mu_) = 0;  // id whose cancel runs
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // When the loop wakes next; InfinitePast while it is awake.
+  absl::Time wake_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::thread thread_;
 };
 

@@ -133,7 +133,7 @@ absl::StatusOr<PageCursor> DecodePageToken(absl::string_view token) {
   uint64_t count;
   if (!in.Prefix(absl::string_view(kMagic, sizeof(kMagic))) ||
       !in.Fixed64(cursor.query_fingerprint) || !in.Varint(count) ||
-      count > 64) {
+      count > kMaxPageCursorValues) {
     return Malformed();
   }
   for (uint64_t i = 0; i < count; ++i) {

@@ -8,6 +8,7 @@
 #ifndef ROWGATE_STORAGE_PAGE_TOKEN_H_
 #define ROWGATE_STORAGE_PAGE_TOKEN_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -17,6 +18,10 @@
 #include "storage/value.h"
 
 namespace rowgate::storage {
+
+// The most sort values a token holds: one per column of the sort key, and a
+// PostgreSQL table has at most 1600 columns.
+inline constexpr size_t kMaxPageCursorValues = 1600;
 
 struct PageCursor {
   uint64_t query_fingerprint = 0;

@@ -288,10 +288,10 @@ RequestLogPurger::RequestLogPurger(const RequestLog& log, Options options)
 
 RequestLogPurger::~RequestLogPurger() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
-  wake_.notify_all();
+  wake_.SignalAll();
   conn_.Interrupt();
   if (thread_.joinable()) thread_.join();
 }
@@ -299,9 +299,9 @@ RequestLogPurger::~RequestLogPurger() {
 void RequestLogPurger::Run() {
   Connection& conn = conn_;
   int last_failed = -1;  // -1: no purge yet
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   while (!stopping_) {
-    lock.unlock();
+    mu_.Unlock();
     absl::Status status;
     while (true) {
       absl::StatusOr<int64_t> purged =
@@ -313,7 +313,7 @@ void RequestLogPurger::Run() {
       purged_.fetch_add(static_cast<uint64_t>(*purged),
                         std::memory_order_relaxed);
       if (*purged < options_.batch) break;
-      std::lock_guard<std::mutex> check(mu_);
+      MutexLock check(&mu_);
       if (stopping_) break;
     }
     const int failed = status.ok() ? 0 : 1;
@@ -322,9 +322,10 @@ void RequestLogPurger::Run() {
       options_.on_change(status);
     }
     last_failed = failed;
-    lock.lock();
-    wake_.wait_for(lock, absl::ToChronoMilliseconds(options_.interval),
-                   [this] { return stopping_; });
+    mu_.Lock();
+    const absl::Time until = absl::Now() + options_.interval;
+    while (!stopping_ && wake_.WaitWithDeadline(&mu_, until)) {
+    }
   }
 }
 

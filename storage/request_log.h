@@ -58,6 +58,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "storage/connection.h"
+#include "storage/mutex.h"
 
 namespace rowgate::storage {
 
@@ -175,9 +176,9 @@ class RequestLogPurger {
   // purge caught by a database that stopped answering ends at once.
   Connection conn_;
   std::atomic<uint64_t> purged_{0};
-  // std::mutex, as in WorkerPool: visible to ThreadSanitizer.
-  std::mutex mu_;
-  std::condition_variable wake_;
+  // As in WorkerPool: visible to ThreadSanitizer (see storage/mutex.h).
+  Mutex mu_;
+  CondVar wake_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };

@@ -1,5 +1,7 @@
 // The statements rowgate runs against an entity: lookup by keys, insert,
 // optimistic update, delete and keyset paging.
+// Their SQL and parameters are built by statements.h; this runs them and
+// reads the answers.
 //
 // Each function builds its SQL only from the Entity's catalog identifiers
 // (quoted) and binds every value as a parameter, runs ONE statement on the
@@ -22,16 +24,10 @@
 #include "absl/status/statusor.h"
 #include "storage/catalog.h"
 #include "storage/connection.h"
+#include "storage/statements.h"
 #include "storage/value.h"
 
 namespace rowgate::storage {
-
-// The most parameters one statement can bind: the protocol counts them in
-// 16 bits.
-inline constexpr size_t kMaxBoundParameters = 65535;
-
-// Column index -> value, for the columns a request names.
-using ColumnValues = std::vector<std::pair<int, Value>>;
 
 // Rows found by a key lookup, by canonical key text (see CanonicalKey).
 struct KeyedRows {
@@ -43,9 +39,6 @@ struct KeyedRows {
 absl::StatusOr<KeyedRows> FetchByKeys(Connection& conn, const Entity& entity,
                                       int key_column,
                                       const std::vector<std::string>& keys);
-
-// The SQL text FetchByKeys runs (for tests and query counting).
-std::string LookupSql(const Entity& entity, int key_column);
 
 // One INSERT ... VALUES (...), (...) RETURNING: all rows or none. Columns a
 // row leaves out take their DEFAULT. Returns the stored rows in order.
@@ -67,37 +60,6 @@ absl::StatusOr<Row> UpdateRow(Connection& conn, const Entity& entity,
 absl::StatusOr<std::vector<bool>> DeleteRows(
     Connection& conn, const Entity& entity, const std::vector<Value>& keys,
     const std::optional<Value>& expected_version);
-
-enum class FilterOp {
-  kEqual,
-  kNotEqual,
-  kLess,
-  kLessOrEqual,
-  kGreater,
-  kGreaterOrEqual,
-  kIn,
-  kIsNull,
-  kIsNotNull,
-};
-
-struct FilterSpec {
-  int column = -1;
-  FilterOp op = FilterOp::kEqual;
-  std::vector<Value> values;  // one for comparisons, any number for kIn
-};
-
-struct OrderSpec {
-  int column = -1;
-  bool descending = false;
-};
-
-struct PageQuery {
-  std::vector<FilterSpec> filters;
-  std::vector<OrderSpec> order;  // the primary key is appended as tie-break
-  int limit = 50;
-  int64_t offset = 0;
-  std::string page_token;
-};
 
 struct PageResult {
   std::vector<Row> rows;

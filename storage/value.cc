@@ -62,7 +62,9 @@ std::optional<Timestamp> ParseTimestamp(absl::string_view text) {
          std::isdigit(static_cast<unsigned char>(text[year_digits]))) {
     ++year_digits;
   }
-  if (year_digits < 4) return std::nullopt;
+  // Past 6 digits the year is beyond every timestamp (see below), and 19
+  // would overflow int64 while being read.
+  if (year_digits < 4 || year_digits > 6) return std::nullopt;
   int64_t year, month, day, hour, minute, second;
   if (!ReadDigits(text, pos, year_digits, year)) return std::nullopt;
   if (pos >= text.size() || text[pos++] != '-') return std::nullopt;

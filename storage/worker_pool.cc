@@ -17,17 +17,17 @@ WorkerPool::~WorkerPool() { Shutdown(); }
 
 void WorkerPool::Shutdown(absl::Time drain_by) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
     drain_by_ = std::min(drain_by_, drain_by);
   }
-  work_ready_.notify_all();
+  work_ready_.SignalAll();
   // A statement still running when the drain's time is up (a database that
   // went silent) is cut off, so the join below is bounded.
   uint64_t alarm = 0;
   if (drain_by != absl::InfiniteFuture()) {
     alarm = watchdog_.Arm(drain_by + options_.timeouts.cancel_grace, [this] {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       for (Connection* conn : connections_) conn->Interrupt();
     });
   }
@@ -39,15 +39,15 @@ void WorkerPool::Shutdown(absl::Time drain_by) {
 
 void WorkerPool::Post(Task task) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     queue_.push_back(std::move(task));
   }
-  work_ready_.notify_one();
+  work_ready_.Signal();
 }
 
 absl::Status WorkerPool::TryPost(Task task) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (stopping_) {
       return absl::UnavailableError("rowgate is shutting down");
     }
@@ -57,12 +57,12 @@ absl::Status WorkerPool::TryPost(Task task) {
     }
     queue_.push_back(std::move(task));
   }
-  work_ready_.notify_one();
+  work_ready_.Signal();
   return absl::OkStatus();
 }
 
 size_t WorkerPool::queued() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return queue_.size();
 }
 
@@ -70,15 +70,15 @@ void WorkerPool::Run(int index) {
   (void)index;
   Connection conn(options_.database_url, &watchdog_, options_.timeouts);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     connections_.push_back(&conn);
   }
   while (true) {
     Task task;
     absl::Time drain_by;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      work_ready_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+      MutexLock lock(&mu_);
+      while (queue_.empty() && !stopping_) work_ready_.Wait(&mu_);
       // Drain before stopping: every queued caller gets its answer.
       if (queue_.empty()) {
         connections_.erase(

@@ -14,11 +14,9 @@
 #define ROWGATE_STORAGE_WORKER_POOL_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,6 +26,7 @@
 #include "absl/status/status.h"
 #include "storage/connection.h"
 #include "storage/deadline_watchdog.h"
+#include "storage/mutex.h"
 
 namespace rowgate::storage {
 
@@ -79,10 +78,10 @@ class WorkerPool {
   // Cancels statements that outlive their caller's deadline (see
   // Connection::set_deadline); declared first, destroyed last.
   DeadlineWatchdog watchdog_;
-  // std::mutex rather than absl::Mutex: Debian's abseil is built without
-  // ThreadSanitizer annotations, and `make tsan` must see every lock.
-  mutable std::mutex mu_;
-  std::condition_variable work_ready_;
+  // Not absl::Mutex: Debian's abseil is built without ThreadSanitizer
+  // annotations, and `make tsan` must see every lock (see storage/mutex.h).
+  mutable Mutex mu_;
+  CondVar work_ready_;
   std::deque<Task> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time drain_by_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();

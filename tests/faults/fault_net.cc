@@ -125,6 +125,9 @@ void PostgresProxy::Run() {
   while (listen_fd_ >= 0) {
     const bool silent = silent_.load();
     std::vector<pollfd> fds = {{wake_[0], POLLIN, 0}, {listen_fd_, POLLIN, 0}};
+    // Only these pairs have entries in `fds`; one accepted below joins the
+    // next round (indexing fds for it read past the end: ASan).
+    const size_t polled = silent ? 0 : pairs.size();
     if (!silent) {
       for (const auto& [client, server] : pairs) {
         fds.push_back({client, POLLIN, 0});
@@ -157,6 +160,10 @@ void PostgresProxy::Run() {
     if (silent || silent_.load()) continue;
     std::vector<std::pair<int, int>> open;
     for (size_t i = 0; i < pairs.size(); ++i) {
+      if (i >= polled) {
+        open.push_back(pairs[i]);
+        continue;
+      }
       bool closed = false;
       for (int side = 0; side < 2 && !closed; ++side) {
         const pollfd& p = fds[2 + 2 * i + side];
