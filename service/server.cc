@@ -1,5 +1,7 @@
 #include "service/server.h"
 
+#include "service/memory_backend.h"
+
 #include <grpcpp/health_check_service_interface.h>
 
 #include <algorithm>
