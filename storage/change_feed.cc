@@ -5,30 +5,26 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
-#include <cstdio>
-#include <deque>
-#include <random>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "storage/feed_liveness.h"
 #include "storage/mutex.h"
 #include "storage/pg_async.h"
 #include "storage/pgoutput.h"
+#include "storage/replication_setup.h"
 
 namespace rowgate::storage {
 namespace {
 
 // Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
 constexpr int64_t kPgEpochMicros = 946684800LL * 1000000;
-// The prefix of the nudges' logical decoding messages.
+// A committed transaction that writes WAL and nothing else (see Stream).
 constexpr char kNudgeSql[] =
     "SELECT pg_logical_emit_message(true, 'rowgate_change_feed', '')";
 
@@ -40,27 +36,6 @@ bool IsNameChars(absl::string_view s) {
     }
   }
   return true;
-}
-
-// rowgate_<host>_<pid>_<random>: unique per instance and per stream (a new
-// stream may start before the old walsender has gone), at most 63 bytes of
-// [a-z0-9_].
-std::string SlotName(absl::string_view prefix) {
-  char host[256] = {};
-  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-  std::string clean;
-  for (const char* p = host; *p != '\0'; ++p) {
-    const char c = absl::ascii_tolower(*p);
-    clean.push_back(absl::ascii_isalnum(c) ? c : '_');
-  }
-  std::random_device random;
-  const std::string tail =
-      absl::StrFormat("_%d_%08x", static_cast<int>(getpid()), random());
-  const size_t room =
-      63 - std::min<size_t>(63, prefix.size() + 1 + tail.size());
-  if (clean.size() > room) clean.resize(room);
-  return absl::StrCat(prefix, clean.empty() ? "" : "_", clean, tail)
-      .substr(0, 63);
 }
 
 void PutInt64(std::string& out, uint64_t v) {
@@ -103,7 +78,9 @@ class ChangeFeed::Impl : public ChangeListener {
         entities_(std::move(entities)),
         listener_(listener),
         wake_fd_(wake_fd),
-        decoder_(entities_, this) {}
+        decoder_(entities_, this),
+        liveness_({.max_lag = options_.max_lag,
+                   .max_lag_bytes = options_.max_lag_bytes}) {}
   ~Impl() override { close(wake_fd_); }
 
   // Opens both connections, checks the database, ensures the publication
@@ -152,15 +129,8 @@ class ChangeFeed::Impl : public ChangeListener {
   void OnLive(Lsn) override {}
 
  private:
-  struct Probe {
-    absl::Time issued;
-    Lsn target;
-  };
   enum class ControlQuery { kNone, kProbe, kNudge };
 
-  absl::Status CheckDatabase();
-  absl::Status EnsurePublication(bool retried);
-  absl::Status CreateSlot();
   absl::Status StartStreaming();
   absl::Status Stream();
   absl::Status HandleCopyData(absl::string_view data);
@@ -187,13 +157,11 @@ class ChangeFeed::Impl : public ChangeListener {
   PgConn replication_;
   PgOutputDecoder decoder_;
   std::string slot_;
-  bool live_ = false;
   uint64_t streams_ = 0;
   // Per stream:
-  Lsn received_ = 0;
-  absl::Time interrupted_at_;
-  bool answered_since_interrupt_ = false;
-  std::deque<Probe> probes_;
+  Lsn start_lsn_ = 0;  // the slot's consistent point
+  FeedLiveness liveness_;
+  bool went_live_ = false;
   ControlQuery control_query_ = ControlQuery::kNone;
   absl::Time control_sent_;
   absl::Time last_nudge_ = absl::InfinitePast();
@@ -213,9 +181,12 @@ absl::Status ChangeFeed::Impl::Connect() {
   // and need no synchronous standby.
   absl::StatusOr<PgResult> set = Control("SET synchronous_commit = local", {});
   if (!set.ok()) return set.status();
-  absl::Status status = CheckDatabase();
+  const absl::Duration timeout = options_.timeouts.statement;
+  absl::Status status =
+      CheckLogicalReplication(control_.get(), entities_, wake_fd_, timeout);
   if (!status.ok()) return status;
-  status = EnsurePublication(false);
+  status = EnsurePublication(control_.get(), options_.publication, entities_,
+                             wake_fd_, timeout);
   if (!status.ok()) return status;
 
   slot_ = SlotName(options_.slot_prefix);
@@ -240,160 +211,11 @@ absl::Status ChangeFeed::Impl::Connect() {
     return replication.status();
   }
   replication_ = *std::move(replication);
-  return CreateSlot();
-}
-
-absl::Status ChangeFeed::Impl::CheckDatabase() {
-  absl::StatusOr<PgResult> r = Control(
-      "SELECT current_setting('wal_level'), r.rolsuper OR r.rolreplication, "
-      "current_user, "
-      "current_setting('max_replication_slots')::int - "
-      "(SELECT count(*) FROM pg_replication_slots), "
-      "current_setting('max_wal_senders')::int - "
-      "(SELECT count(*) FROM pg_stat_replication) "
-      "FROM pg_roles r WHERE r.rolname = current_user",
-      {});
-  if (!r.ok()) return r.status();
-  if (PQntuples(r->get()) != 1) {
-    return absl::InternalError("the change feed's role is not in pg_roles");
-  }
-  const std::string wal_level = PQgetvalue(r->get(), 0, 0);
-  const std::string user = PQgetvalue(r->get(), 0, 2);
-  if (wal_level != "logical") {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "PostgreSQL's wal_level is '", wal_level,
-        "'; the change feed (logical replication) needs 'logical': run ALTER "
-        "SYSTEM SET wal_level = logical and restart PostgreSQL"));
-  }
-  if (absl::string_view(PQgetvalue(r->get(), 0, 1)) != "t") {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "role \"", Abbreviate(user),
-        "\" may not stream logical replication: ALTER ROLE ",
-        QuoteIdentifier(user),
-        " REPLICATION (or connect as a superuser; on managed services grant "
-        "their replication role, e.g. rds_replication)"));
-  }
-  if (std::atoi(PQgetvalue(r->get(), 0, 3)) <= 0) {
-    return absl::FailedPreconditionError(
-        "all replication slots are in use: raise max_replication_slots (and "
-        "restart PostgreSQL) or drop unused slots (see pg_replication_slots)");
-  }
-  if (std::atoi(PQgetvalue(r->get(), 0, 4)) <= 0) {
-    return absl::FailedPreconditionError(
-        "all WAL senders are in use: raise max_wal_senders (and restart "
-        "PostgreSQL)");
-  }
-  std::vector<std::string> tables;
-  for (const Entity* e : entities_) tables.push_back(e->qualified_name);
-  r = Control(
-      "SELECT c.oid::regclass::text FROM pg_class c WHERE c.oid = "
-      "ANY($1::regclass[]) AND c.relreplident = 'n'",
-      {ArrayLiteral(tables)});
-  if (!r.ok()) return r.status();
-  if (PQntuples(r->get()) > 0) {
-    const std::string table = PQgetvalue(r->get(), 0, 0);
-    return absl::FailedPreconditionError(absl::StrCat(
-        "table ", Abbreviate(table),
-        " has REPLICA IDENTITY NOTHING: published, it would refuse updates "
-        "and deletes; run ALTER TABLE ",
-        Abbreviate(table), " REPLICA IDENTITY DEFAULT, or leave it uncached"));
-  }
+  absl::StatusOr<Lsn> start =
+      CreateTemporarySlot(replication_.get(), slot_, wake_fd_, timeout);
+  if (!start.ok()) return start.status();
+  start_lsn_ = *start;
   return absl::OkStatus();
-}
-
-absl::Status ChangeFeed::Impl::EnsurePublication(bool retried) {
-  const std::string publication = QuoteIdentifier(options_.publication);
-  std::vector<std::string> tables;
-  for (const Entity* e : entities_) tables.push_back(e->qualified_name);
-  auto denied = [&](const absl::Status& status) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the change feed cannot create or extend publication ", publication,
-        " (it needs CREATE on the database and ownership of the tables, or a "
-        "superuser); have an administrator run CREATE PUBLICATION ",
-        publication, " FOR TABLE ",
-        Abbreviate(absl::StrJoin(tables, ", "), 200), ": ", status.message()));
-  };
-  std::string sqlstate;
-  absl::StatusOr<PgResult> r = Control(
-      "SELECT puballtables, pubinsert AND pubupdate AND pubdelete AND "
-      "pubtruncate AND pubviaroot FROM pg_publication WHERE pubname = $1",
-      {options_.publication});
-  if (!r.ok()) return r.status();
-  if (PQntuples(r->get()) == 0) {
-    // Changes of a partition are reported as its partitioned table's, the
-    // entity the catalog knows.
-    r = Control(absl::StrCat("CREATE PUBLICATION ", publication, " FOR TABLE ",
-                             absl::StrJoin(tables, ", "),
-                             " WITH (publish_via_partition_root = true)"),
-                {}, &sqlstate);
-    if (r.ok()) return absl::OkStatus();
-    if (sqlstate == "42710" && !retried) return EnsurePublication(true);
-    return sqlstate == "42501" ? denied(r.status()) : r.status();
-  }
-  const bool all_tables = absl::string_view(PQgetvalue(r->get(), 0, 0)) == "t";
-  if (absl::string_view(PQgetvalue(r->get(), 0, 1)) != "t") {
-    r = Control(absl::StrCat("ALTER PUBLICATION ", publication,
-                             " SET (publish = 'insert, update, delete, "
-                             "truncate', publish_via_partition_root = true)"),
-                {}, &sqlstate);
-    if (!r.ok()) return sqlstate == "42501" ? denied(r.status()) : r.status();
-  }
-  if (all_tables) return absl::OkStatus();
-  r = Control(
-      "SELECT t FROM unnest($2::text[]) AS t WHERE t::regclass::oid NOT IN "
-      "(SELECT pr.prrelid FROM pg_publication_rel pr JOIN pg_publication p "
-      "ON p.oid = pr.prpubid WHERE p.pubname = $1)",
-      {options_.publication, ArrayLiteral(tables)});
-  if (!r.ok()) return r.status();
-  std::vector<std::string> missing;
-  for (int i = 0; i < PQntuples(r->get()); ++i) {
-    missing.push_back(PQgetvalue(r->get(), i, 0));
-  }
-  if (missing.empty()) return absl::OkStatus();
-  r = Control(absl::StrCat("ALTER PUBLICATION ", publication, " ADD TABLE ",
-                           absl::StrJoin(missing, ", ")),
-              {}, &sqlstate);
-  if (r.ok()) return absl::OkStatus();
-  // Another rowgate may have added them meanwhile.
-  if (sqlstate == "42710" && !retried) return EnsurePublication(true);
-  return sqlstate == "42501" ? denied(r.status()) : r.status();
-}
-
-absl::Status ChangeFeed::Impl::CreateSlot() {
-  std::string sqlstate;
-  absl::StatusOr<PgResult> r =
-      Exec(replication_.get(),
-           absl::StrCat("CREATE_REPLICATION_SLOT ", slot_,
-                        " TEMPORARY LOGICAL pgoutput NOEXPORT_SNAPSHOT"),
-           {}, wake_fd_, absl::Now() + options_.timeouts.statement, &sqlstate);
-  if (r.ok()) {
-    received_ = 0;
-    if (PQntuples(r->get()) == 1) {
-      if (std::optional<Lsn> lsn = ParseLsn(PQgetvalue(r->get(), 0, 1))) {
-        received_ = *lsn;
-      }
-    }
-    return absl::OkStatus();
-  }
-  if (sqlstate == "53400") {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "all replication slots are in use: raise max_replication_slots (and "
-        "restart PostgreSQL) or drop unused slots (see "
-        "pg_replication_slots): ",
-        r.status().message()));
-  }
-  if (sqlstate == "55000") {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "logical replication is not possible (ALTER SYSTEM SET wal_level = "
-        "logical and restart PostgreSQL): ",
-        r.status().message()));
-  }
-  if (sqlstate == "42501") {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the change feed's role needs the REPLICATION attribute: ",
-                     r.status().message()));
-  }
-  return r.status();
 }
 
 absl::Status ChangeFeed::Impl::StartStreaming() {
@@ -409,24 +231,24 @@ absl::Status ChangeFeed::Impl::StartStreaming() {
   }
   const absl::Time now = absl::Now();
   decoder_.Reset();
-  probes_.clear();
+  liveness_.Restart(now, start_lsn_);
+  went_live_ = false;
   control_query_ = ControlQuery::kNone;
-  interrupted_at_ = now;
-  answered_since_interrupt_ = false;
   last_message_ = now;
   MutexLock lock(&mu_);
   stats_.connected = true;
   stats_.slot_name = slot_;
-  stats_.received_lsn = received_;
+  stats_.received_lsn = start_lsn_;
   if (streams_++ > 0) ++stats_.reconnects;
   return absl::OkStatus();
 }
 
 absl::Status ChangeFeed::Impl::SendStatus(bool reply_requested) {
   std::string msg = "r";
-  PutInt64(msg, received_);  // written
-  PutInt64(msg, received_);  // flushed: a temporary slot is never resumed
-  PutInt64(msg, received_);  // applied
+  const Lsn received = liveness_.received();
+  PutInt64(msg, received);  // written
+  PutInt64(msg, received);  // flushed: a temporary slot is never resumed
+  PutInt64(msg, received);  // applied
   PutInt64(msg, static_cast<uint64_t>(absl::ToUnixMicros(absl::Now()) -
                                       kPgEpochMicros));
   msg.push_back(reply_requested ? 1 : 0);
@@ -474,13 +296,13 @@ absl::Status ChangeFeed::Impl::PollControl() {
     }
     std::optional<Lsn> lsn = ParseLsn(PQgetvalue(r.get(), 0, 0));
     if (!lsn) return absl::InternalError("pg_current_wal_lsn() unreadable");
-    probes_.push_back({control_sent_, *lsn});
+    liveness_.AddProbe(control_sent_, *lsn);
     {
       MutexLock lock(&mu_);
       stats_.server_lsn = *lsn;
     }
     // Ask the walsender where it is now; it answers with a keepalive.
-    if (*lsn > received_) {
+    if (*lsn > liveness_.received()) {
       absl::Status s = SendStatus(true);
       if (!s.ok()) return s;
     }
@@ -496,7 +318,7 @@ absl::Status ChangeFeed::Impl::HandleCopyData(absl::string_view data) {
     absl::Status s = decoder_.Decode(data.substr(25));
     if (!s.ok()) return s;
     if (!decoder_.in_transaction()) {
-      received_ = std::max(received_, decoder_.last_commit_end());
+      liveness_.Received(decoder_.last_commit_end());
     }
     return absl::OkStatus();
   }
@@ -505,7 +327,7 @@ absl::Status ChangeFeed::Impl::HandleCopyData(absl::string_view data) {
     // The walsender's position; mid-transaction it says nothing about
     // what the transaction's messages still to come.
     if (!decoder_.in_transaction()) {
-      received_ = std::max(received_, GetInt64(data, 1));
+      liveness_.Received(GetInt64(data, 1));
     }
     if (data[17] != 0) return SendStatus(false);
     return absl::OkStatus();
@@ -515,10 +337,9 @@ absl::Status ChangeFeed::Impl::HandleCopyData(absl::string_view data) {
 }
 
 void ChangeFeed::Impl::Interrupt(const absl::Status& why) {
-  interrupted_at_ = absl::Now();
-  answered_since_interrupt_ = false;
-  if (!live_) return;
-  live_ = false;
+  if (liveness_.Interrupt(absl::Now()) != FeedLiveness::Change::kInterrupted) {
+    return;
+  }
   {
     MutexLock lock(&mu_);
     stats_.live = false;
@@ -527,40 +348,19 @@ void ChangeFeed::Impl::Interrupt(const absl::Status& why) {
 }
 
 void ChangeFeed::Impl::Evaluate(absl::Time now) {
-  while (!probes_.empty() && probes_.front().target <= received_) {
-    if (probes_.front().issued >= interrupted_at_) {
-      answered_since_interrupt_ = true;
-    }
-    probes_.pop_front();
-  }
-  const absl::Duration lag =
-      probes_.empty() ? absl::ZeroDuration() : now - probes_.front().issued;
-  const uint64_t lag_bytes =
-      probes_.empty() ? 0 : probes_.back().target - received_;
+  const FeedLiveness::Change change = liveness_.Evaluate(now);
   {
     MutexLock lock(&mu_);
-    stats_.received_lsn = received_;
-    stats_.lag = lag;
-    stats_.lag_bytes = lag_bytes;
+    stats_.received_lsn = liveness_.received();
+    stats_.lag = liveness_.lag(now);
+    stats_.lag_bytes = liveness_.lag_bytes();
+    stats_.live = liveness_.live();
   }
-  if (live_) {
-    if (lag > options_.max_lag || lag_bytes > options_.max_lag_bytes) {
-      Interrupt(absl::UnavailableError(absl::StrFormat(
-          "the change stream lags behind PostgreSQL (%s, %d bytes; bounds %s, "
-          "%d bytes)",
-          absl::FormatDuration(lag), lag_bytes,
-          absl::FormatDuration(options_.max_lag), options_.max_lag_bytes)));
-    }
-    return;
-  }
-  if (answered_since_interrupt_ && lag <= options_.max_lag / 2 &&
-      lag_bytes <= options_.max_lag_bytes / 2) {
-    live_ = true;
-    {
-      MutexLock lock(&mu_);
-      stats_.live = true;
-    }
-    listener_->OnLive(received_);
+  if (change == FeedLiveness::Change::kInterrupted) {
+    listener_->OnInterrupted(liveness_.why());
+  } else if (change == FeedLiveness::Change::kLive) {
+    went_live_ = true;
+    listener_->OnLive(liveness_.received());
   }
 }
 
@@ -586,8 +386,7 @@ absl::Status ChangeFeed::Impl::Stream() {
     // A probe the server has not flushed or decoded up to yet (an idle
     // transaction's WAL, an asynchronous commit): a committed message
     // after it makes the server flush and decode past it.
-    if (!probes_.empty() && now - probes_.front().issued >= nudge_after &&
-        now - last_nudge_ >= nudge_after &&
+    if (liveness_.lag(now) >= nudge_after && now - last_nudge_ >= nudge_after &&
         control_query_ == ControlQuery::kNone) {
       s = SendControl(ControlQuery::kNudge, kNudgeSql);
       if (!s.ok()) return s;
@@ -661,7 +460,7 @@ void ChangeFeed::Impl::Run() {
     if (s.ok()) s = StartStreaming();
     if (s.ok()) {
       s = Stream();
-      if (answered_since_interrupt_ || live_) backoff = options_.reconnect_min;
+      if (went_live_) backoff = options_.reconnect_min;
     }
     CloseConnections();
     decoder_.Reset();
