@@ -165,6 +165,7 @@ class ChangeFeed::Impl : public ChangeListener {
   ControlQuery control_query_ = ControlQuery::kNone;
   absl::Time control_sent_;
   absl::Time last_nudge_ = absl::InfinitePast();
+  bool nudges_refused_ = false;
   absl::Time last_message_;
 
   Mutex mu_;
@@ -288,8 +289,18 @@ absl::Status ChangeFeed::Impl::PollControl() {
       break;
     }
     if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
-      return absl::UnavailableError(
-          absl::StrCat("change feed probe: ", PQresultErrorMessage(r.get())));
+      const std::string error(
+          absl::StripAsciiWhitespace(PQresultErrorMessage(r.get())));
+      if (control_query_ == ControlQuery::kNudge) {
+        // Nudges only speed up a rare case (see Stream); a role that may
+        // not emit messages does without them.
+        nudges_refused_ = true;
+        MutexLock lock(&mu_);
+        stats_.last_error = absl::PermissionDeniedError(
+            absl::StrCat("change feed nudge: ", error));
+        continue;
+      }
+      return absl::UnavailableError(absl::StrCat("change feed probe: ", error));
     }
     if (control_query_ != ControlQuery::kProbe || PQntuples(r.get()) != 1) {
       continue;
@@ -374,7 +385,9 @@ absl::Status ChangeFeed::Impl::Stream() {
   for (;;) {
     absl::Time now = absl::Now();
     if (now >= next_status) {
-      s = SendStatus(false);
+      // Asking for a reply keeps the walsender talking on an idle server,
+      // so silence means trouble (max_silence).
+      s = SendStatus(true);
       if (!s.ok()) return s;
       if (control_query_ == ControlQuery::kNone) {
         s = SendControl(ControlQuery::kProbe,
@@ -386,7 +399,8 @@ absl::Status ChangeFeed::Impl::Stream() {
     // A probe the server has not flushed or decoded up to yet (an idle
     // transaction's WAL, an asynchronous commit): a committed message
     // after it makes the server flush and decode past it.
-    if (liveness_.lag(now) >= nudge_after && now - last_nudge_ >= nudge_after &&
+    if (!nudges_refused_ && liveness_.lag(now) >= nudge_after &&
+        now - last_nudge_ >= nudge_after &&
         control_query_ == ControlQuery::kNone) {
       s = SendControl(ControlQuery::kNudge, kNudgeSql);
       if (!s.ok()) return s;

@@ -41,8 +41,9 @@
 //     refuse updates and deletes of a published table with none).
 //
 // Thread-safety and lifetime: Start, Stop and Stats may be called from any
-// thread. Listener callbacks come from the feed's own thread, one at a time,
-// never after Stop() has returned. The catalog (held), and the listener
+// thread, but not from a listener callback (Stop would wait for itself).
+// Listener callbacks come from the feed's own thread, one at a time, never
+// after Stop() has returned. The catalog (held), and the listener
 // (not owned) must outlive the feed. Destruction stops it.
 //
 // Example:
