@@ -13,7 +13,8 @@
 # This instance trades durability for speed (fsync, synchronous_commit and
 # full_page_writes off): a crash of the machine may lose or corrupt data.
 # It runs with wal_level = logical (and room for 10 replication slots and
-# WAL senders) so rowgate's row cache can follow it (storage/change_feed.h);
+# WAL senders) so rowgate's row cache can follow it (storage/change_feed.h),
+# and wal_writer_delay = 10ms so asynchronous commits reach it quickly;
 # a data directory made before that gets the settings on its next start,
 # and a running server without them is restarted.
 # With PG_DURABLE=1 every command acts on a second instance instead, in a
@@ -34,7 +35,7 @@ durable=${PG_DURABLE:-0}
 suffix=; [ "$durable" = 1 ] && suffix=-durable
 sockdir=/tmp/rowgate-pg-$hash$suffix   # short: unix socket paths are limited to 107 bytes
 # The line that opens the logical replication settings in postgresql.conf.
-logical_marker='# rowgate: logical replication for the row cache'
+logical_marker='# rowgate: logical replication for the row cache, v2'
 
 # From / : the caller's working directory (e.g. a 700 mktemp checkout) may be
 # closed to the postgres user, and every path used here is absolute.
@@ -90,6 +91,9 @@ $logical_marker
 wal_level = logical
 max_replication_slots = 10
 max_wal_senders = 10
+# With synchronous_commit off a commit reaches the change feed only once the
+# WAL writer has flushed it: every wal_writer_delay (200ms by default).
+wal_writer_delay = 10ms
 CONF
     restart=1
   fi
