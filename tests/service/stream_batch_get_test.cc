@@ -22,6 +22,7 @@
 #include "loader/batch_loader.h"
 #include "rowgate/v1/rowgate.grpc.pb.h"
 #include "service/data_service.h"
+#include "service/memory_backend.h"
 #include "tests/service/gated_executor.h"
 
 namespace rowgate::service {
