@@ -273,6 +273,24 @@ TEST_F(ChangeFeedTest, TerminatedWalsenderInterruptsThenReconnects) {
   ExecSql("DELETE FROM feedtest.items");
 }
 
+// A restart ends every stream; the feed reconnects (with backoff) once
+// PostgreSQL is back and delivers again.
+TEST_F(ChangeFeedTest, SurvivesAPostgresRestart) {
+  RecordingListener listener;
+  std::unique_ptr<ChangeFeed> feed = StartLive(listener);
+  ASSERT_NE(feed, nullptr);
+  const std::string pg = absl::StrCat("bash ", ROWGATE_PG_SH);
+  ASSERT_EQ(std::system(absl::StrCat(pg, " stop && ", pg, " start").c_str()),
+            0);
+  ASSERT_TRUE(listener.WaitForCount(FeedEvent::kInterrupted, 1));
+  ASSERT_TRUE(listener.WaitForCount(FeedEvent::kLive, 2, absl::Seconds(60)));
+  EXPECT_GE(feed->Stats().reconnects, 1u);
+  ExecSql("INSERT INTO feedtest.items VALUES (70, 'after restart')");
+  ASSERT_TRUE(listener.WaitForCount(FeedEvent::kCommit, 1));
+  EXPECT_EQ(Commits(listener), (std::vector<std::string>{"commit(items:70)"}));
+  ExecSql("DELETE FROM feedtest.items");
+}
+
 TEST_F(ChangeFeedTest, StopEndsTheStreamAndDropsTheSlot) {
   RecordingListener listener;
   std::unique_ptr<ChangeFeed> feed = StartLive(listener);
