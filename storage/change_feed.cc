@@ -216,6 +216,8 @@ absl::Status ChangeFeed::Impl::Connect() {
       CreateTemporarySlot(replication_.get(), slot_, wake_fd_, timeout);
   if (!start.ok()) return start.status();
   start_lsn_ = *start;
+  MutexLock lock(&mu_);
+  stats_.slot_name = slot_;
   return absl::OkStatus();
 }
 

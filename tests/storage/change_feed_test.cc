@@ -412,6 +412,25 @@ TEST_F(ChangeFeedTest, StartupRefusesWhatTheDatabaseDoesNotAllow) {
   EXPECT_TRUE(listener.events().empty());
 }
 
+// PostgreSQL makes a slot only once the transactions open at its creation
+// have ended: an idle transaction holds start-up to its bound, and the
+// error says where to look.
+TEST_F(ChangeFeedTest, StartupNamesTheOpenTransactionThatHoldsUpTheSlot) {
+  pqxx::connection open(TestDatabaseUrl());
+  pqxx::work txn(open);
+  txn.exec0("INSERT INTO feedtest.items VALUES (80, 'open')");
+  RecordingListener listener;
+  ChangeFeed::Options options = Options();
+  options.timeouts.statement = absl::Seconds(2);
+  absl::StatusOr<std::unique_ptr<ChangeFeed>> feed =
+      ChangeFeed::Create(options, catalog_, &listener);
+  txn.abort();
+  EXPECT_EQ(feed.status().code(), absl::StatusCode::kUnavailable)
+      << feed.status();
+  EXPECT_TRUE(absl::StrContains(feed.status().message(), "pg_stat_activity"))
+      << feed.status();
+}
+
 // Every replication slot taken: start-up says which setting to raise.
 TEST_F(ChangeFeedTest, StartupNamesTheFixWhenSlotsRunOut) {
   const int free_slots = std::stoi(
