@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -331,6 +332,9 @@ TEST_F(ChangeFeedTest, StopEndsTheStreamAndDropsTheSlot) {
 // A rowgate killed with SIGKILL runs no destructor: its connection closes
 // with the process, and PostgreSQL drops the temporary slot.
 TEST_F(ChangeFeedTest, KilledProcessLeavesNoSlot) {
+#ifdef ABSL_HAVE_THREAD_SANITIZER
+  GTEST_SKIP() << "a forked child of a ThreadSanitizer process hangs";
+#endif
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
   const pid_t child = fork();
@@ -353,8 +357,15 @@ TEST_F(ChangeFeedTest, KilledProcessLeavesNoSlot) {
   char c;
   while (read(fds[0], &c, 1) == 1 && c != '\n') slot.push_back(c);
   close(fds[0]);
-  ASSERT_FALSE(slot.empty()) << "the child's feed did not go live";
-  EXPECT_TRUE(SlotExists(slot));
+  if (slot.empty()) {
+    int status = 0;
+    waitpid(child, &status, 0);
+    FAIL() << "the child could not create its feed: wait status " << status;
+  }
+  EXPECT_EQ(ExecSql(absl::StrCat("SELECT temporary, active FROM "
+                                 "pg_replication_slots WHERE slot_name = '",
+                                 slot, "'")),
+            (std::vector<std::vector<std::string>>{{"t", "t"}}));
   kill(child, SIGKILL);
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
