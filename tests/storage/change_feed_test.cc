@@ -274,6 +274,28 @@ TEST_F(ChangeFeedTest, TerminatedWalsenderInterruptsThenReconnects) {
   ExecSql("DELETE FROM feedtest.items");
 }
 
+// A table taken out of the publication would silently stop sending: the
+// feed notices at its next probe, starts over and puts the table back.
+TEST_F(ChangeFeedTest, APublicationThatLostATableIsMended) {
+  RecordingListener listener;
+  std::unique_ptr<ChangeFeed> feed = StartLive(listener);
+  ASSERT_NE(feed, nullptr);
+  ExecSql("ALTER PUBLICATION feedtest_pub DROP TABLE feedtest.items");
+  ASSERT_TRUE(listener.WaitForCount(FeedEvent::kInterrupted, 1));
+  ASSERT_TRUE(listener.WaitForCount(FeedEvent::kLive, 2));
+  const std::vector<FeedEvent> events = listener.events();
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_TRUE(absl::StrContains(events[1].items[0], "publication"))
+      << events[1].items[0];
+  EXPECT_EQ(ExecSql("SELECT count(*) FROM pg_publication_tables WHERE "
+                    "pubname = 'feedtest_pub' AND tablename = 'items'"),
+            (std::vector<std::vector<std::string>>{{"1"}}));
+  ExecSql("INSERT INTO feedtest.items VALUES (90, 'back')");
+  ASSERT_TRUE(listener.WaitForCount(FeedEvent::kCommit, 1));
+  EXPECT_EQ(Commits(listener), (std::vector<std::string>{"commit(items:90)"}));
+  ExecSql("DELETE FROM feedtest.items");
+}
+
 // A restart ends every stream; the feed reconnects (with backoff) once
 // PostgreSQL is back and delivers again.
 TEST_F(ChangeFeedTest, SurvivesAPostgresRestart) {
