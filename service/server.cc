@@ -132,14 +132,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
         std::make_unique<loader::PoolBatchExecutor>(*server->pool_);
     // A backlog may be spread over every connection of the pool.
     options.loader.max_parallel_split = server->pool_->size();
+    if (absl::Status s = server->StartCache(options); !s.ok()) return s;
+    options.loader.cache = server->row_cache_.get();
+    options.data.cache = server->row_cache_.get();
     server->loader_ =
         std::make_unique<loader::Loader>(options.loader, *server->executor_);
   }
   server->data_service_ = std::make_unique<DataServiceImpl>(
       options.data, server->catalog_, server->loader_.get(),
       server->pool_.get());
-  server->admin_service_ =
-      std::make_unique<AdminServiceImpl>(server->loader_.get());
+  server->admin_service_ = std::make_unique<AdminServiceImpl>(
+      server->loader_.get(),
+      CacheAdmin{.cache = server->row_cache_.get(),
+                 .catalog = server->catalog_,
+                 .max_value_bytes = options.data.max_value_bytes,
+                 .lag = server->CacheLagReader()});
   server->reflection_ = std::make_unique<ReflectionServices>();
   server->reflection_->SetServiceNames(
       {"rowgate.v1.DataService", "rowgate.v1.AdminService",
@@ -221,6 +228,54 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
        {"port", absl::StrCat(server->port_)},
        {"entities", absl::StrJoin(names, ",")}});
   return server;
+}
+
+absl::Status Server::StartCache(const ServerOptions& options) {
+  const CacheOptions& c = options.cache;
+  if (c.entities.empty()) return absl::OkStatus();
+  const bool all = c.entities.size() == 1 && c.entities[0] == "*";
+  std::vector<const storage::Entity*> chosen;
+  if (all) {
+    for (const storage::Entity& e : catalog_->entities()) chosen.push_back(&e);
+  } else {
+    for (const std::string& name : c.entities) {
+      const storage::Entity* e = catalog_->Find(name);
+      if (e == nullptr) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--cache_entities names \"", storage::Abbreviate(name),
+            "\", which is not an entity of schema \"", options.schema, "\""));
+      }
+      chosen.push_back(e);
+    }
+  }
+  auto cache = std::make_unique<loader::RowCache>(
+      loader::RowCache::Options{.max_bytes = c.max_bytes});
+  std::vector<std::string> names;
+  for (const storage::Entity* e : chosen) {
+    // Only single-column keys a lookup can use are cached.
+    if (e->primary_key < 0 || !storage::IsKeyType(e->key().type)) {
+      Log(LogLevel::kWarning,
+          "entity not cached: its primary key cannot be "
+          "looked up by BatchGet",
+          {{"entity", e->name}});
+      continue;
+    }
+    cache->Enable(e);
+    names.push_back(e->name);
+  }
+  if (names.empty()) {
+    Log(LogLevel::kWarning, "row cache off: no cacheable entity");
+    return absl::OkStatus();
+  }
+  row_cache_ = std::move(cache);
+  Log(LogLevel::kInfo, "row cache on",
+      {{"entities", absl::StrJoin(names, ",")},
+       {"max_bytes", absl::StrCat(c.max_bytes)}});
+  return absl::OkStatus();
+}
+
+std::function<ReplicationLag()> Server::CacheLagReader() const {
+  return nullptr;
 }
 
 loader::LoaderStatsSnapshot Server::LoaderStats() const {
@@ -308,6 +363,45 @@ std::string Server::RenderMetrics() const {
         &out, "rowgate_db_errors_total{kind=\"",
         absl::StatusCodeToString(static_cast<absl::StatusCode>(code)), "\"} ",
         errors[code], "\n");
+  }
+  if (row_cache_) {
+    const loader::RowCacheStats c = row_cache_->Stats();
+    counter("rowgate_cache_hits_total",
+            "Primary-key lookups answered from the row cache.", c.hits);
+    counter("rowgate_cache_misses_total",
+            "Primary-key lookups of cached entities sent to PostgreSQL.",
+            c.misses);
+    counter("rowgate_cache_evictions_total",
+            "Entries evicted to stay within --cache_max_bytes.", c.evictions);
+    counter("rowgate_cache_invalidations_total",
+            "Entries forgotten: changes from the feed, writes, clears.",
+            c.invalidations);
+    counter("rowgate_cache_refused_fills_total",
+            "Fetched rows not cached because an invalidation raced them.",
+            c.refused_installs);
+    counter("rowgate_cache_interruptions_total",
+            "Times the change feed stopped vouching for the cache.",
+            c.interruptions);
+    gauge("rowgate_cache_bytes", "Bytes the row cache holds (accounted).",
+          c.bytes);
+    gauge("rowgate_cache_max_bytes", "--cache_max_bytes.", c.max_bytes);
+    gauge("rowgate_cache_entries", "Rows and known-missing keys cached.",
+          c.entries);
+    gauge("rowgate_cache_live",
+          "1 while the change feed vouches for the cache (it answers).",
+          c.live ? 1 : 0);
+    gauge("rowgate_cache_applied_lsn",
+          "WAL position of the latest change applied to the cache.",
+          static_cast<double>(c.applied_lsn));
+    if (std::function<ReplicationLag()> lag = CacheLagReader()) {
+      const ReplicationLag l = lag();
+      gauge("rowgate_cache_replication_lag_bytes",
+            "WAL the change feed has yet to read.",
+            static_cast<double>(l.bytes));
+      gauge("rowgate_cache_replication_lag_seconds",
+            "Age of the oldest change position the feed has not reached.",
+            absl::ToDoubleSeconds(l.time));
+    }
   }
   int serving;
   {
