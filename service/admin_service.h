@@ -42,9 +42,9 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
       grpc::CallbackServerContext* context,
       const v1::GetLoaderStatsRequest* request,
       v1::LoaderStats* response) override;
-  // FAILED_PRECONDITION without a cache; NOT_FOUND for an unknown entity,
-  // FAILED_PRECONDITION for one not cached, INVALID_ARGUMENT for a key of
-  // the wrong kind or keys without an entity.
+  // FAILED_PRECONDITION without a cache or for an entity not cached;
+  // INVALID_ARGUMENT for an unknown entity (as every RPC), a key of the
+  // wrong kind, or keys without an entity.
   grpc::ServerUnaryReactor* ClearCache(
       grpc::CallbackServerContext* context,
       const v1::ClearCacheRequest* request,

@@ -276,15 +276,38 @@ absl::Status Server::StartCache(const ServerOptions& options) {
     Log(LogLevel::kWarning, "row cache off: no cacheable entity");
     return absl::OkStatus();
   }
+  storage::ChangeFeed::Options feed_options;
+  feed_options.database_url = options.database_url;
+  feed_options.entities = names;
+  feed_options.max_lag = c.max_lag;
+  feed_options.timeouts = options.db_timeouts;
+  absl::StatusOr<std::unique_ptr<storage::ChangeFeed>> feed =
+      storage::ChangeFeed::Create(feed_options, catalog_, cache.get());
+  if (!feed.ok()) {
+    // Without the feed the cache could not vouch for anything.
+    Log(LogLevel::kWarning,
+        "row cache off: PostgreSQL's logical replication is not available to "
+        "rowgate; every lookup goes to PostgreSQL (README \"Row cache\")",
+        {{"error", std::string(feed.status().message())}});
+    return absl::OkStatus();
+  }
   row_cache_ = std::move(cache);
+  change_feed_ = std::move(*feed);
+  change_feed_->Start();
   Log(LogLevel::kInfo, "row cache on",
       {{"entities", absl::StrJoin(names, ",")},
-       {"max_bytes", absl::StrCat(c.max_bytes)}});
+       {"max_bytes", absl::StrCat(c.max_bytes)},
+       {"max_lag_ms", absl::StrCat(absl::ToInt64Milliseconds(c.max_lag))}});
   return absl::OkStatus();
 }
 
 std::function<ReplicationLag()> Server::CacheLagReader() const {
-  return nullptr;
+  if (change_feed_ == nullptr) return nullptr;
+  const storage::ChangeFeed* feed = change_feed_.get();
+  return [feed] {
+    const storage::ChangeFeedStats s = feed->Stats();
+    return ReplicationLag{.bytes = s.lag_bytes, .time = s.lag};
+  };
 }
 
 loader::LoaderStatsSnapshot Server::LoaderStats() const {
@@ -466,6 +489,8 @@ void Server::Shutdown(absl::Duration grace) {
   // still running at the end of the grace period are cut off.
   if (pool_) pool_->Shutdown(done_by);
   if (health_thread_.joinable()) health_thread_.join();
+  // Its slot goes with its connection: nothing left behind on the server.
+  if (change_feed_) change_feed_->Stop();
   request_log_purger_.reset();
   if (loader_) {
     Log(LogLevel::kInfo, "loader stats",

@@ -43,6 +43,7 @@
 #include "service/metrics.h"
 #include "service/reflection_service.h"
 #include "storage/catalog.h"
+#include "storage/change_feed.h"
 #include "storage/conninfo.h"
 #include "storage/request_log.h"
 #include "storage/worker_pool.h"
@@ -165,6 +166,7 @@ class Server {
   // The feed calls the cache from its own thread: it goes (is stopped)
   // before the cache, and both outlive the loader and the services.
   std::unique_ptr<loader::RowCache> row_cache_;
+  std::unique_ptr<storage::ChangeFeed> change_feed_;
   std::unique_ptr<loader::PoolBatchExecutor> executor_;
   std::unique_ptr<loader::Loader> loader_;
   std::unique_ptr<DataServiceImpl> data_service_;
