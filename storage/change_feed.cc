@@ -80,7 +80,21 @@ class ChangeFeed::Impl : public ChangeListener {
         wake_fd_(wake_fd),
         decoder_(entities_, this),
         liveness_({.max_lag = options_.max_lag,
-                   .max_lag_bytes = options_.max_lag_bytes}) {}
+                   .max_lag_bytes = options_.max_lag_bytes}) {
+    // The server's WAL position, and whether the publication still holds
+    // every followed table and change kind. Sent as a simple query (text
+    // only: names from the catalog and the checked publication name).
+    std::vector<std::string> tables;
+    for (const Entity* e : entities_) tables.push_back(e->qualified_name);
+    probe_sql_ = absl::StrCat(
+        "SELECT pg_current_wal_lsn()::text, coalesce((SELECT p.pubinsert AND "
+        "p.pubupdate AND p.pubdelete AND p.pubtruncate AND (p.puballtables OR "
+        "(SELECT count(*) FROM pg_publication_rel pr WHERE pr.prpubid = p.oid "
+        "AND pr.prrelid = ANY(",
+        SqlLiteral(ArrayLiteral(tables)), "::regclass[])) = ", tables.size(),
+        ") FROM pg_publication p WHERE p.pubname = ",
+        SqlLiteral(options_.publication), "), false)");
+  }
   ~Impl() override { close(wake_fd_); }
 
   // Opens both connections, checks the database, ensures the publication
@@ -152,6 +166,7 @@ class ChangeFeed::Impl : public ChangeListener {
   const std::vector<const Entity*> entities_;
   ChangeListener* const listener_;
   const int wake_fd_;
+  std::string probe_sql_;
 
   PgConn control_;
   PgConn replication_;
@@ -216,6 +231,8 @@ absl::Status ChangeFeed::Impl::Connect() {
       CreateTemporarySlot(replication_.get(), slot_, wake_fd_, timeout);
   if (!start.ok()) return start.status();
   start_lsn_ = *start;
+  MutexLock lock(&mu_);
+  stats_.slot_name = slot_;
   return absl::OkStatus();
 }
 
@@ -305,6 +322,14 @@ absl::Status ChangeFeed::Impl::PollControl() {
     if (control_query_ != ControlQuery::kProbe || PQntuples(r.get()) != 1) {
       continue;
     }
+    if (absl::string_view(PQgetvalue(r.get(), 0, 1)) != "t") {
+      // Changes of a table the publication lost are not sent at all: the
+      // stream cannot vouch for them. A new one starts with the publication
+      // mended (EnsurePublication).
+      return absl::UnavailableError(
+          absl::StrCat("publication ", QuoteIdentifier(options_.publication),
+                       " no longer publishes every followed table and change"));
+    }
     std::optional<Lsn> lsn = ParseLsn(PQgetvalue(r.get(), 0, 0));
     if (!lsn) return absl::InternalError("pg_current_wal_lsn() unreadable");
     liveness_.AddProbe(control_sent_, *lsn);
@@ -376,8 +401,7 @@ void ChangeFeed::Impl::Evaluate(absl::Time now) {
 }
 
 absl::Status ChangeFeed::Impl::Stream() {
-  absl::Status s =
-      SendControl(ControlQuery::kProbe, "SELECT pg_current_wal_lsn()::text");
+  absl::Status s = SendControl(ControlQuery::kProbe, probe_sql_.c_str());
   if (!s.ok()) return s;
   absl::Time next_status = absl::Now();
   const absl::Duration nudge_after =
@@ -390,8 +414,7 @@ absl::Status ChangeFeed::Impl::Stream() {
       s = SendStatus(true);
       if (!s.ok()) return s;
       if (control_query_ == ControlQuery::kNone) {
-        s = SendControl(ControlQuery::kProbe,
-                        "SELECT pg_current_wal_lsn()::text");
+        s = SendControl(ControlQuery::kProbe, probe_sql_.c_str());
         if (!s.ok()) return s;
       }
       next_status = now + options_.status_interval;

@@ -121,7 +121,9 @@ class ChangeFeed {
   // connection and slot, all before returning: FAILED_PRECONDITION naming
   // the fix when the database does not allow it, INVALID_ARGUMENT for bad
   // options or an unknown entity, UNAVAILABLE when PostgreSQL cannot be
-  // reached. Nothing is delivered before Start(). Blocks (bounded by
+  // reached or the slot cannot be made in time (PostgreSQL makes a slot
+  // only once the transactions open at its creation have ended). Nothing
+  // is delivered before Start(). Blocks (each step bounded by
   // options.timeouts).
   static absl::StatusOr<std::unique_ptr<ChangeFeed>> Create(
       Options options, std::shared_ptr<const Catalog> catalog,

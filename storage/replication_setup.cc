@@ -182,6 +182,15 @@ absl::StatusOr<Lsn> CreateTemporarySlot(PGconn* replication,
     if (!lsn) return absl::InternalError("CREATE_REPLICATION_SLOT: no LSN");
     return *lsn;
   }
+  if (sqlstate.empty() && absl::IsUnavailable(r.status())) {
+    // PostgreSQL builds a slot's starting snapshot only once every
+    // transaction open at its creation has ended.
+    return absl::UnavailableError(absl::StrCat(
+        "creating replication slot ", slot,
+        " waits for the transactions open on the server to end (look for "
+        "long or idle-in-transaction sessions in pg_stat_activity): ",
+        r.status().message()));
+  }
   if (sqlstate == "53400") {
     return absl::FailedPreconditionError(absl::StrCat(
         "all replication slots are in use: raise max_replication_slots (and "

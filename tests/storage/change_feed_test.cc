@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -273,6 +274,28 @@ TEST_F(ChangeFeedTest, TerminatedWalsenderInterruptsThenReconnects) {
   ExecSql("DELETE FROM feedtest.items");
 }
 
+// A table taken out of the publication would silently stop sending: the
+// feed notices at its next probe, starts over and puts the table back.
+TEST_F(ChangeFeedTest, APublicationThatLostATableIsMended) {
+  RecordingListener listener;
+  std::unique_ptr<ChangeFeed> feed = StartLive(listener);
+  ASSERT_NE(feed, nullptr);
+  ExecSql("ALTER PUBLICATION feedtest_pub DROP TABLE feedtest.items");
+  ASSERT_TRUE(listener.WaitForCount(FeedEvent::kInterrupted, 1));
+  ASSERT_TRUE(listener.WaitForCount(FeedEvent::kLive, 2));
+  const std::vector<FeedEvent> events = listener.events();
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_TRUE(absl::StrContains(events[1].items[0], "publication"))
+      << events[1].items[0];
+  EXPECT_EQ(ExecSql("SELECT count(*) FROM pg_publication_tables WHERE "
+                    "pubname = 'feedtest_pub' AND tablename = 'items'"),
+            (std::vector<std::vector<std::string>>{{"1"}}));
+  ExecSql("INSERT INTO feedtest.items VALUES (90, 'back')");
+  ASSERT_TRUE(listener.WaitForCount(FeedEvent::kCommit, 1));
+  EXPECT_EQ(Commits(listener), (std::vector<std::string>{"commit(items:90)"}));
+  ExecSql("DELETE FROM feedtest.items");
+}
+
 // A restart ends every stream; the feed reconnects (with backoff) once
 // PostgreSQL is back and delivers again.
 TEST_F(ChangeFeedTest, SurvivesAPostgresRestart) {
@@ -331,6 +354,9 @@ TEST_F(ChangeFeedTest, StopEndsTheStreamAndDropsTheSlot) {
 // A rowgate killed with SIGKILL runs no destructor: its connection closes
 // with the process, and PostgreSQL drops the temporary slot.
 TEST_F(ChangeFeedTest, KilledProcessLeavesNoSlot) {
+#ifdef ABSL_HAVE_THREAD_SANITIZER
+  GTEST_SKIP() << "a forked child of a ThreadSanitizer process hangs";
+#endif
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
   const pid_t child = fork();
@@ -353,8 +379,15 @@ TEST_F(ChangeFeedTest, KilledProcessLeavesNoSlot) {
   char c;
   while (read(fds[0], &c, 1) == 1 && c != '\n') slot.push_back(c);
   close(fds[0]);
-  ASSERT_FALSE(slot.empty()) << "the child's feed did not go live";
-  EXPECT_TRUE(SlotExists(slot));
+  if (slot.empty()) {
+    int status = 0;
+    waitpid(child, &status, 0);
+    FAIL() << "the child could not create its feed: wait status " << status;
+  }
+  EXPECT_EQ(ExecSql(absl::StrCat("SELECT temporary, active FROM "
+                                 "pg_replication_slots WHERE slot_name = '",
+                                 slot, "'")),
+            (std::vector<std::vector<std::string>>{{"t", "t"}}));
   kill(child, SIGKILL);
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
@@ -410,6 +443,25 @@ TEST_F(ChangeFeedTest, StartupRefusesWhatTheDatabaseDoesNotAllow) {
   EXPECT_TRUE(absl::StrContains(feed.status().message(), "REPLICA IDENTITY"))
       << feed.status();
   EXPECT_TRUE(listener.events().empty());
+}
+
+// PostgreSQL makes a slot only once the transactions open at its creation
+// have ended: an idle transaction holds start-up to its bound, and the
+// error says where to look.
+TEST_F(ChangeFeedTest, StartupNamesTheOpenTransactionThatHoldsUpTheSlot) {
+  pqxx::connection open(TestDatabaseUrl());
+  pqxx::work txn(open);
+  txn.exec0("INSERT INTO feedtest.items VALUES (80, 'open')");
+  RecordingListener listener;
+  ChangeFeed::Options options = Options();
+  options.timeouts.statement = absl::Seconds(2);
+  absl::StatusOr<std::unique_ptr<ChangeFeed>> feed =
+      ChangeFeed::Create(options, catalog_, &listener);
+  txn.abort();
+  EXPECT_EQ(feed.status().code(), absl::StatusCode::kUnavailable)
+      << feed.status();
+  EXPECT_TRUE(absl::StrContains(feed.status().message(), "pg_stat_activity"))
+      << feed.status();
 }
 
 // Every replication slot taken: start-up says which setting to raise.
