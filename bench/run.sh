@@ -92,6 +92,7 @@ ensure_pkg() {  # ensure_pkg PACKAGE: apt-get install it if missing
     { $sudo apt-get update -qq && $sudo apt-get install -y -qq "$1" >/dev/null; }
 }
 ensure_pkg jq || die "jq is needed to read rowgate_load's JSON"
+ensure_pkg curl || die "curl is needed to read rowgate_zipf's cache metrics"
 have_gnuplot=1
 ensure_pkg gnuplot-nox || { have_gnuplot=0; log "no gnuplot: no plot"; }
 command -v pgbench >/dev/null || die "pgbench is missing (postgresql-contrib)"
