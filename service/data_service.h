@@ -172,9 +172,6 @@ class DataServiceImpl final : public RawDataService {
       include_calls_ ABSL_GUARDED_BY(include_calls_mu_);
 };
 
-// The catalog memory_backend mode serves: the demo schema's `users`.
-std::shared_ptr<const storage::Catalog> MemoryBackendCatalog();
-
 }  // namespace rowgate::service
 
 #endif  // ROWGATE_SERVICE_DATA_SERVICE_H_
