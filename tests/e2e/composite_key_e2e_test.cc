@@ -34,10 +34,14 @@ class CompositeKeyTest : public ::testing::Test {
         lastchange timestamp DEFAULT timezone('UTC', now()),
         PRIMARY KEY (student, term));
     )sql");
+    // Links are made for a user of this suite's own, so the demo users'
+    // groups (which other tests and the examples read) stay as seeded.
+    user_ = InsertUsersBySql(UniqueTag("composite"), 1)[0];
     demo_ = RowgateProcess::Start().release();
     enrollments_ = RowgateProcess::Start({"--schema=composite_e2e"}).release();
   }
   static void TearDownTestSuite() {
+    ExecSql(absl::StrCat("DELETE FROM users WHERE id = ", user_));
     delete demo_;
     delete enrollments_;
     demo_ = enrollments_ = nullptr;
@@ -47,17 +51,19 @@ class CompositeKeyTest : public ::testing::Test {
     ASSERT_NE(enrollments_, nullptr);
   }
 
-  // A new users_groups link (user 1, group 13) inserted by SQL: its key.
+  // A new users_groups link (the suite's user, group 13) inserted by SQL:
+  // its key.
   static std::vector<int64_t> NewLink() {
     const auto row = ExecSql(
-        "INSERT INTO users_groups (user_id, group_id) VALUES (1, 13) "
-        "RETURNING id, user_id, group_id")[0];
+        absl::StrCat("INSERT INTO users_groups (user_id, group_id) VALUES (",
+                     user_, ", 13) RETURNING id, user_id, group_id"))[0];
     return {std::stoll(row[0]), std::stoll(row[1]), std::stoll(row[2])};
   }
   static v1::Value Key(const std::vector<int64_t>& k) {
     return CompositeKey({k[0], k[1], k[2]});
   }
 
+  static inline int64_t user_ = 0;
   static inline RowgateProcess* demo_ = nullptr;
   static inline RowgateProcess* enrollments_ = nullptr;
 };

@@ -319,5 +319,30 @@ TEST(IncludesLoaderTest, ConcurrentCallersIncludesMergeIntoFewQueriesPerHop) {
   }
 }
 
+// A walk stuck on a hop (the link table locked) ends with the call's
+// deadline: the caller is answered DEADLINE_EXCEEDED while the hop is still
+// blocked, and once the lock is gone includes are answered again.
+TEST(IncludesLoaderTest, ADeadlineEndsAWalkStuckOnAHop) {
+  auto server = RowgateProcess::Start({"--pool_size=2"});
+  ASSERT_NE(server, nullptr);
+  Client client(server->NewChannel());
+  v1::BatchGetRequest request = BatchGetRequest("users", Ints({1}), "", {"id"});
+  *request.add_includes() = GroupsWithGrouptype();
+  {
+    pqxx::connection connection(TestDatabaseUrl());
+    pqxx::work lock(connection);
+    lock.exec("LOCK TABLE users_groups IN ACCESS EXCLUSIVE MODE");
+    auto context = NewContext(absl::Milliseconds(500));
+    v1::BatchGetResponse response;
+    EXPECT_THAT(client.data()->BatchGet(context.get(), request, &response),
+                StatusIs(grpc::StatusCode::DEADLINE_EXCEEDED));
+    // Answered although the hop's query is still held by the lock.
+    lock.abort();
+  }
+  v1::BatchGetResponse response;
+  ASSERT_THAT(client.BatchGet(request, &response), IsOk());
+  EXPECT_EQ(GroupsOfRow(response.results(0).rows(0)), GroupsOfUserBySql(1));
+}
+
 }  // namespace
 }  // namespace rowgate::e2e
