@@ -23,10 +23,22 @@
 // `max_silence`, or the oldest unanswered probe is older than `max_lag` (or
 // the stream is more than `max_lag_bytes` behind). Under a lag the stream
 // goes on and OnLive follows once it has caught up (below half the bounds).
+// Each probe also checks that the publication still holds every followed
+// table (one dropped from it would silently stop sending): if not, the
+// stream restarts (OnInterrupted) and the publication is mended.
 // A probe left unanswered for a second because the server has not flushed
 // or decoded that far (an idle transaction's WAL, an asynchronous commit)
 // is nudged with a tiny transactional pg_logical_emit_message, which makes
 // the server flush and decode past it.
+//
+// What a listener can rely on, beyond change_listener.h: OnLive comes only
+// after the stream's slot exists, so every transaction committing after a
+// read that started after OnLive is delivered (PostgreSQL makes a slot once
+// the transactions open at its creation have ended, and every later commit
+// is in its stream). Keys are the texts of the stored keys (pgoutput.h):
+// for a text key whose type matches other spellings (char(n) padding,
+// citext, a nondeterministic collation) a lookup spelled differently is
+// not named by them.
 //
 // What the database must allow (Create checks and says which fix is
 // needed, FAILED_PRECONDITION):
