@@ -31,7 +31,8 @@
 #
 # BENCH_QUICK=1: short runs, fewer points (about a minute).
 # BENCH_WARMUP_S / BENCH_DURATION_S override the times of each run;
-# BENCH_POINTS / BENCH_SYSTEMS (space-separated names) run a subset.
+# BENCH_POINTS / BENCH_SYSTEMS (space-separated names) run a subset;
+# BENCH_ROWGATE_FLAGS adds flags to every rowgate system (for experiments).
 # The machine has 2 cores shared by Postgres, rowgate and the generator:
 # the numbers compare systems, they are not capacity figures.
 set -euo pipefail
@@ -235,6 +236,8 @@ run_rowgate() {
     rowgate_zipf)
       flags+=(--metrics_listen=127.0.0.1:0 --metrics_port_file="$out/tmp/$name.mport") ;;
   esac
+  # shellcheck disable=SC2206
+  flags+=(${BENCH_ROWGATE_FLAGS:-})
   if ! start_server "$name" "${flags[@]}"; then
     failures=$((failures + 1))
     row "$point" "$mode" "$c" "$kpc" "$sys" "" "" "" "" "" "" "" "" "" "" "server did not start"

@@ -118,7 +118,9 @@ class Loader {
     // at least parallel_min_keys keys: small batches are better gathered
     // behind the query in flight, large ones better spread over connections.
     int max_inflight_per_queue = 1;
-    size_t parallel_min_keys = 64;
+    // 256: one-key calls, up to a few hundred in flight, gather (fewer
+    // queries, measured in `make bench`); backlogs of 100-key calls spread.
+    size_t parallel_min_keys = 256;
     // Upper bound for queries in flight per queue (the pool's size).
     int max_parallel_split = 4;
     // Hold a batch this long for more keys (0: send at once).

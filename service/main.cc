@@ -53,7 +53,7 @@ ABSL_FLAG(int, loader_max_keys_per_query, 1000,
 ABSL_FLAG(int, loader_max_inflight_queries, 1,
           "Lookup queries in flight per table and key column before new keys "
           "gather for the next one.");
-ABSL_FLAG(int, loader_parallel_min_keys, 64,
+ABSL_FLAG(int, loader_parallel_min_keys, 256,
           "While a lookup query is in flight, a backlog of at least this many "
           "keys starts another query on a free connection instead of "
           "waiting.");
