@@ -537,12 +537,12 @@ void DataServiceImpl::HandleDelete(
               gone.clear();
               kept.clear();
               for (size_t i = 0; i < deleted->size(); ++i) {
-                if ((*deleted)[i]) {
+                if ((*deleted)[i])
                   *response->add_deleted_keys() = request->keys(i);
-                  gone.push_back(keys[i]);
-                } else {
-                  kept.push_back(keys[i]);
-                }
+                // A composite key has no Value of its own: such entities
+                // are never cached, and `keys` is empty for them.
+                if (i >= keys.size()) continue;
+                ((*deleted)[i] ? gone : kept).push_back(keys[i]);
               }
               return absl::OkStatus();
             },
