@@ -46,6 +46,7 @@ if [ "$quick" = 1 ]; then
   duration=${BENCH_DURATION_S:-2.5}
   # name mode concurrency keys_per_call streams inflight_per_stream
   # connections (the generator's threads, each with a channel of its own)
+  # [row format: map (default) or list]
   points=("u1 unary 1 1 0 0 2" "u16 unary 16 1 0 0 2" "u128 unary 128 1 0 0 2"
           "u128x1 unary 128 1 0 0 1" "s128 stream 128 1 8 16 2")
 else
@@ -54,6 +55,7 @@ else
   points=("u1 unary 1 1 0 0 2" "u16 unary 16 1 0 0 2" "u128 unary 128 1 0 0 2"
           "u128x1 unary 128 1 0 0 1" "u512 unary 512 1 0 0 2"
           "b16 unary 16 100 0 0 2" "b16x1 unary 16 100 0 0 1"
+          "b16l unary 16 100 0 0 2 list"
           "s128 stream 128 1 8 16 2" "s128x1 stream 128 1 8 16 1")
 fi
 systems=(rowgate rowgate_callback rowgate_nomerge pgbench ceiling_cq ceiling)
@@ -193,9 +195,9 @@ mb() { awk -v kb="${1:-0}" 'BEGIN { if (kb > 0) printf "%.1f", kb / 1024; else p
 # row POINT MODE C KPC SYSTEM KEYS_S CALLS_S P50 P99 QPK CPU IDLE PEAK ERR CHK NOTE
 row() { local IFS=,; echo "$*" >>"$csv"; }
 
-# run_rowgate SYSTEM POINT MODE C KPC STREAMS INFLIGHT CONNECTIONS
+# run_rowgate SYSTEM POINT MODE C KPC STREAMS INFLIGHT CONNECTIONS FORMAT
 run_rowgate() {
-  local sys=$1 point=$2 mode=$3 c=$4 kpc=$5 streams=$6 inflight=$7 conns=$8
+  local sys=$1 point=$2 mode=$3 c=$4 kpc=$5 streams=$6 inflight=$7 conns=$8 fmt=$9
   local name=$point-$sys flags=(--database_url="$url")
   case "$sys" in
     rowgate_callback) flags+=(--cq_threads=0) ;;
@@ -217,7 +219,7 @@ run_rowgate() {
   pgss_reset
   local json=$out/tmp/$name.json
   "$load" --target="127.0.0.1:$srv_port" --mode="$mode" "${shape[@]}" \
-    --keys_per_call="$kpc" --key_min=1 --key_max=$rows \
+    --keys_per_call="$kpc" --row_format="$fmt" --key_min=1 --key_max=$rows \
     --warmup_s="$warmup" --duration_s="$duration" --server_pid="$srv_pid" \
     --label="$name" --json >"$json" 2>"$out/logs/$name.load.log" || true
   local queries; queries=$(pgss_calls)
@@ -306,7 +308,8 @@ run_pgbench() {
 
 started=$(date +%s)
 for i in "${!points[@]}"; do
-  read -r point mode c kpc streams inflight conns <<<"${points[$i]}"
+  read -r point mode c kpc streams inflight conns fmt <<<"${points[$i]}"
+  fmt=${fmt:-map}
   n=${#systems[@]}
   for j in $(seq 0 $((n - 1))); do
     sys=${systems[$(((i + j) % n))]}
@@ -317,9 +320,10 @@ for i in "${!points[@]}"; do
         # two-connection one.
         [ "$mode" = stream ] && continue
         [ "$conns" = 1 ] && continue
+        [ "$fmt" = list ] && continue  # rows are rows to Postgres
         run_pgbench "$point" "$mode" "$c" "$kpc"
         ;;
-      *) run_rowgate "$sys" "$point" "$mode" "$c" "$kpc" "$streams" "$inflight" "$conns" ;;
+      *) run_rowgate "$sys" "$point" "$mode" "$c" "$kpc" "$streams" "$inflight" "$conns" "$fmt" ;;
     esac
   done
 done
@@ -334,7 +338,8 @@ md=$out/results.md
     "and the generator; $rows users; uniform keys; ${warmup} s warm-up, ${duration} s measured per run."
   echo "Points: uN = unary BatchGet, N calls in flight, 1 key per call; b16 = 16 in flight," \
     "100 keys per call; s128 = StreamBatchGet, 8 streams x 16 in flight; each over two" \
-    "connections (HTTP/2 channels), or one where the name ends in x1 (an application's usual single channel)."
+    "connections (HTTP/2 channels), or one where the name ends in x1 (an application's usual single channel);" \
+    "b16l = b16 with rows answered as value lists (row_format ROW_FORMAT_LIST) instead of maps."
   echo "pgbench: Postgres alone, prepared \`SELECT * FROM users WHERE id = \$1\` (b16: \`= ANY\` of 100 ids)," \
     "one connection per client; ceiling_cq / ceiling: rowgate answering from memory, no database," \
     "BatchGet on the completion-queue API / on the callback API; rowgate_callback: rowgate with BatchGet on the callback API."

@@ -132,12 +132,23 @@ absl::StatusOr<PreparedLookup> DataServiceImpl::PrepareLookup(
       ResolveColumns(**entity, request.columns());
   if (!columns.ok()) return columns.status();
   lookup.columns = std::move(*columns);
+  if (!v1::RowFormat_IsValid(request.row_format())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "row_format ", request.row_format(),
+        " is not a RowFormat (ROW_FORMAT_MAP or ROW_FORMAT_LIST)"));
+  }
   absl::StatusOr<std::shared_ptr<const std::vector<loader::IncludePlan>>>
       includes = ResolveIncludes(*catalog_, **entity, request.includes(),
                                  options_.max_include_depth);
   if (!includes.ok()) return includes.status();
   lookup.includes = *includes;
   lookup.load.includes = std::move(*includes);
+  if (lookup.includes != nullptr &&
+      request.row_format() == v1::ROW_FORMAT_LIST) {
+    return absl::InvalidArgumentError(
+        "includes need row_format ROW_FORMAT_MAP (related rows are carried "
+        "in Row.related)");
+  }
   if (absl::Status s =
           CheckRequestSize("BatchGet asks", request.keys_size(), "keys");
       !s.ok()) {
@@ -162,6 +173,13 @@ void DataServiceImpl::FillResponse(const PreparedLookup& lookup,
                                    const v1::BatchGetRequest& request,
                                    const loader::LoadResult& result,
                                    v1::BatchGetResponse* response) const {
+  const bool as_list = request.row_format() == v1::ROW_FORMAT_LIST;
+  if (as_list) {
+    response->mutable_columns()->Reserve(lookup.columns.size());
+    for (int c : lookup.columns) {
+      response->add_columns(lookup.entity->columns[c].name);
+    }
+  }
   response->mutable_results()->Reserve(request.keys_size());
   for (int i = 0; i < request.keys_size(); ++i) {
     v1::KeyResult* out = response->add_results();
@@ -170,6 +188,10 @@ void DataServiceImpl::FillResponse(const PreparedLookup& lookup,
     out->set_found(rows != nullptr && !rows->empty());
     if (rows == nullptr) continue;
     for (const storage::Row& row : *rows) {
+      if (as_list) {
+        RowToValueList(row, lookup.columns, out->add_value_rows());
+        continue;
+      }
       v1::Row* out_row = out->add_rows();
       RowToProto(*lookup.entity, row, lookup.columns, out_row);
       if (lookup.includes != nullptr && result.included != nullptr) {
