@@ -419,9 +419,9 @@ absl::Status ChangeFeed::Impl::Stream() {
       }
       next_status = now + options_.status_interval;
     }
-    // A probe the server has not flushed or decoded up to yet (an idle
-    // transaction's WAL, an asynchronous commit): a committed message
-    // after it makes the server flush and decode past it.
+    // A probe the walsender cannot reach: the written WAL ends inside a
+    // record (an open transaction's, cut at a page boundary). A committed
+    // message after it makes the server write and flush the rest.
     if (!nudges_refused_ && liveness_.lag(now) >= nudge_after &&
         now - last_nudge_ >= nudge_after &&
         control_query_ == ControlQuery::kNone) {

@@ -16,7 +16,9 @@
 // learns from OnInterrupted.
 //
 // Liveness: the feed starts interrupted. Every `status_interval` it reads
-// pg_current_wal_lsn() on the normal connection (a probe); a probe is
+// the server's WAL write position, pg_current_wal_lsn(), on the normal
+// connection (a probe; an asynchronous commit counts once the WAL writer has
+// written it, within wal_writer_delay); a probe is
 // answered once the stream has passed that position with no transaction
 // open. OnLive comes when a probe sent after (re)connecting is answered;
 // OnInterrupted when the stream breaks, the walsender is silent for
@@ -26,10 +28,11 @@
 // Each probe also checks that the publication still holds every followed
 // table (one dropped from it would silently stop sending): if not, the
 // stream restarts (OnInterrupted) and the publication is mended.
-// A probe left unanswered for a second because the server has not flushed
-// or decoded that far (an idle transaction's WAL, an asynchronous commit)
-// is nudged with a tiny transactional pg_logical_emit_message, which makes
-// the server flush and decode past it.
+// A probe left unanswered for a second, because the written WAL ends inside
+// a record the walsender cannot decode yet (an open transaction's, cut at a
+// page boundary), is nudged with a tiny transactional
+// pg_logical_emit_message, which makes the server write, flush and decode
+// past it.
 //
 // What a listener can rely on, beyond change_listener.h: OnLive comes only
 // after the stream's slot exists, so every transaction committing after a

@@ -108,8 +108,8 @@ std::string KeyFromOutput(const Column& key, absl::string_view text) {
 }
 
 PgOutputDecoder::PgOutputDecoder(const std::vector<const Entity*>& entities,
-                                 ChangeListener* listener)
-    : listener_(listener) {
+                                 ChangeListener* listener, size_t max_keys)
+    : listener_(listener), max_keys_(max_keys) {
   for (const Entity* e : entities) by_qualified_name_[e->qualified_name] = e;
 }
 
@@ -127,6 +127,13 @@ PgOutputDecoder::Pending& PgOutputDecoder::PendingFor(const Entity* entity) {
     pending_.back().changes.entity = entity;
   }
   return pending_[it->second];
+}
+
+void PgOutputDecoder::ReportWhole(Pending& pending) {
+  pending.all_rows = true;
+  // Its keys would say nothing more: let them go.
+  std::vector<std::string>().swap(pending.changes.keys);
+  absl::flat_hash_set<std::string>().swap(pending.seen);
 }
 
 absl::Status PgOutputDecoder::Decode(absl::string_view message) {
@@ -250,13 +257,15 @@ absl::Status PgOutputDecoder::DecodeChange(char type, Reader& in) {
     if (key.kind != KeyValue::kText) {
       // A key left out (an identity index without it), null, or sent as
       // unchanged (TOASTed): which row changed is unknown.
-      pending.all_rows = true;
+      ReportWhole(pending);
       continue;
     }
+    if (pending.all_rows) continue;  // the entity is reported whole
     std::string text = KeyFromOutput(relation.entity->key(), key.text);
     if (pending.seen.insert(text).second) {
       pending.changes.keys.push_back(std::move(text));
     }
+    if (pending.changes.keys.size() > max_keys_) ReportWhole(pending);
   }
   return absl::OkStatus();
 }
@@ -274,7 +283,7 @@ absl::Status PgOutputDecoder::DecodeTruncate(Reader& in) {
                                     " before its Relation message"));
     }
     if (it->second.entity != nullptr) {
-      PendingFor(it->second.entity).all_rows = true;
+      ReportWhole(PendingFor(it->second.entity));
     }
   }
   return absl::OkStatus();

@@ -12,6 +12,8 @@
 // key cannot be read (a REPLICA IDENTITY USING INDEX that leaves the primary
 // key out, a TOASTed key column sent as "unchanged"), the entity is reported
 // with OnTruncate instead: every row may have changed, never a missed one.
+// So is an entity of which one transaction changed more than a bound of
+// rows (a bulk update): its keys would cost more than they save.
 //
 // Pure (no I/O). Not thread-safe: one stream, one thread. The entities (and
 // the catalog holding them) and the listener must outlive the decoder.
@@ -46,15 +48,20 @@ std::string KeyFromOutput(const Column& key, absl::string_view text);
 class PgOutputDecoder {
  public:
   // `entities`: the entities to report changes of (pointers into one
-  // catalog). Changes of other relations are skipped.
+  // catalog). Changes of other relations are skipped. A transaction that
+  // changes more than `max_keys` rows of one entity reports that entity
+  // with OnTruncate instead of its keys, so a bulk update of a big table
+  // cannot make the decoder hold millions of keys.
+  static constexpr size_t kDefaultMaxKeys = 100000;
   PgOutputDecoder(const std::vector<const Entity*>& entities,
-                  ChangeListener* listener);
+                  ChangeListener* listener, size_t max_keys = kDefaultMaxKeys);
   PgOutputDecoder(const PgOutputDecoder&) = delete;
   PgOutputDecoder& operator=(const PgOutputDecoder&) = delete;
 
   // Decodes one pgoutput message (the payload of one XLogData). At a
   // Commit that touched a reported entity, calls the listener's OnTruncate
-  // for every entity truncated, then OnCommit with every changed key.
+  // for every entity reported whole (truncated, a key unreadable, too many
+  // keys), then OnCommit with the changed keys of the others.
   // DATA_LOSS for a malformed or unexpected message (a change outside a
   // transaction, of a relation never described, an unknown message type):
   // the stream cannot be trusted after that and must be restarted. Does
@@ -87,8 +94,11 @@ class PgOutputDecoder {
   absl::Status DecodeTruncate(Reader& in);
   absl::Status Commit(Lsn commit_lsn);
   Pending& PendingFor(const Entity* entity);
+  // The entity goes to OnTruncate, not OnCommit's changes.
+  static void ReportWhole(Pending& pending);
 
   ChangeListener* const listener_;
+  const size_t max_keys_;
   // Reported entities by their quoted "schema"."table".
   absl::flat_hash_map<std::string, const Entity*> by_qualified_name_;
   absl::flat_hash_map<uint32_t, Relation> relations_;

@@ -274,6 +274,53 @@ TEST_F(ChangeFeedTest, TerminatedWalsenderInterruptsThenReconnects) {
   ExecSql("DELETE FROM feedtest.items");
 }
 
+// An open transaction's WAL may be written only up to a page boundary
+// inside one of its records, which the walsender cannot decode: a probe of
+// the written position would wait for the rest forever. The feed nudges the
+// server (a committed logical message writes and flushes it) instead of
+// lagging into an interruption.
+TEST_F(ChangeFeedTest, AnIdleTransactionsWalDoesNotStallTheFeed) {
+  RecordingListener listener;
+  ChangeFeed::Options options = Options();
+  options.max_lag = absl::Seconds(5);  // nudges come after 1 s
+  absl::StatusOr<std::unique_ptr<ChangeFeed>> created =
+      ChangeFeed::Create(options, catalog_, &listener);
+  ASSERT_TRUE(created.ok()) << created.status();
+  std::unique_ptr<ChangeFeed> feed = *std::move(created);
+  feed->Start();
+  ASSERT_TRUE(listener.WaitForCount(FeedEvent::kLive, 1));
+  const long long nudges = testing::StatementCalls("pg_logical_emit_message");
+  pqxx::connection open(TestDatabaseUrl());
+  pqxx::work txn(open);
+  // Some 64 kB of hardly compressible text: TOAST records over several WAL
+  // pages, of which the WAL writer writes out only the completed ones, so
+  // the written WAL most likely ends inside a record the walsender cannot
+  // decode until the rest is written. Should it end between two records,
+  // another insert tries again.
+  bool nudged = false;
+  for (int attempt = 0; attempt < 5 && !nudged; ++attempt) {
+    txn.exec0(absl::StrCat(
+        "INSERT INTO feedtest.items SELECT ", 95 + attempt,
+        ", string_agg(md5(random()::text), '') FROM generate_series(1, 2000)"));
+    nudged = EventuallyTrue(
+        [&] {
+          return testing::StatementCalls("pg_logical_emit_message") > nudges;
+        },
+        absl::Seconds(4));
+  }
+  EXPECT_TRUE(nudged);
+  EXPECT_TRUE(EventuallyTrue([&] {
+    const ChangeFeedStats stats = feed->Stats();
+    return stats.lag == absl::ZeroDuration() && stats.lag_bytes == 0 &&
+           stats.received_lsn >= stats.server_lsn;
+  }));
+  txn.abort();
+  for (const FeedEvent& e : listener.events()) {
+    EXPECT_NE(e.kind, FeedEvent::kInterrupted) << e.DebugString();
+  }
+  EXPECT_TRUE(feed->Stats().live);
+}
+
 // A table taken out of the publication would silently stop sending: the
 // feed notices at its next probe, starts over and puts the table back.
 TEST_F(ChangeFeedTest, APublicationThatLostATableIsMended) {

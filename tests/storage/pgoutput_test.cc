@@ -231,6 +231,32 @@ TEST_F(PgOutputTest, UnreadableKeyReportsTheWholeEntity) {
                           "commit()", "truncate(users)", "commit()"}));
 }
 
+// A bulk change of more rows than the bound reports the entity whole, not
+// its keys; other entities of the transaction keep theirs.
+TEST_F(PgOutputTest, TooManyKeysReportTheWholeEntity) {
+  PgOutputDecoder small(Pointers(), &listener_, /*max_keys=*/3);
+  ASSERT_TRUE(small.Decode(Begin()).ok());
+  ASSERT_TRUE(
+      small.Decode(Relation(16400, "public", "users", {"id", "name"})).ok());
+  ASSERT_TRUE(
+      small.Decode(Relation(16500, "public", "tags", {"id", "name"})).ok());
+  for (int i = 1; i <= 4; ++i) {
+    ASSERT_TRUE(small
+                    .Decode(Msg('U')
+                                .Int(16400, 4)
+                                .Byte('N')
+                                .Tuple({std::to_string(i), "x"})
+                                .str())
+                    .ok());
+  }
+  ASSERT_TRUE(
+      small.Decode(Msg('I').Int(16500, 4).Byte('N').Tuple({"t", "x"}).str())
+          .ok());
+  ASSERT_TRUE(small.Decode(Commit(0x200)).ok());
+  EXPECT_EQ(Events(),
+            (std::vector<std::string>{"truncate(users)", "commit(tags:t)"}));
+}
+
 TEST_F(PgOutputTest, ResetForgetsTheOpenTransactionAndRelations) {
   Feed(Begin());
   Feed(Relation(16400, "public", "users", {"id", "name"}));
