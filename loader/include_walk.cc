@@ -211,6 +211,9 @@ void IncludeWalk::Issue(LoadRequest request, OnRows on_rows) {
           self->result_.batches.insert(self->result_.batches.end(),
                                        result->batches.begin(),
                                        result->batches.end());
+          self->result_.cached.insert(self->result_.cached.end(),
+                                      result->cached.begin(),
+                                      result->cached.end());
         }
         std::move(on_rows)(*result);
         self->Release();

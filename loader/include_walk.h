@@ -61,8 +61,9 @@ struct IncludedRows {
 
 struct IncludeResult {
   std::vector<IncludedRows> includes;  // aligned with the plans walked
-  // Keep the rows pointed to alive.
+  // Keep the rows pointed to alive (from queries, and from the row cache).
   std::vector<std::shared_ptr<const storage::KeyedRows>> batches;
+  std::vector<CachedRows> cached;
 };
 
 // The key text under which `plan` filed the rows related to `parent` (a row

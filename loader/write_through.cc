@@ -7,7 +7,12 @@
 namespace rowgate::loader {
 
 WriteThrough::WriteThrough(RowCache* cache, const storage::Entity& entity)
-    : cache_(cache != nullptr && cache->Caches(&entity) ? cache : nullptr),
+    // A composite key is never cached (the loader reads the cache only by
+    // a one-column primary key), so its writes have nothing to keep current.
+    : cache_(cache != nullptr && !entity.composite_key() &&
+                     cache->Caches(&entity)
+                 ? cache
+                 : nullptr),
       entity_(entity),
       token_(cache_ != nullptr ? cache_->BeginFill() : FillToken{}) {}
 

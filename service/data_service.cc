@@ -158,18 +158,18 @@ absl::StatusOr<PreparedLookup> DataServiceImpl::PrepareLookup(
         "row_format ", request.row_format(),
         " is not a RowFormat (ROW_FORMAT_MAP or ROW_FORMAT_LIST)"));
   }
-  if (request.row_format() == v1::ROW_FORMAT_LIST &&
-      request.includes_size() > 0) {
-    return absl::InvalidArgumentError(
-        "includes need row_format ROW_FORMAT_MAP: related rows are answered "
-        "inside each row's map (Row.related)");
-  }
   absl::StatusOr<std::shared_ptr<const std::vector<loader::IncludePlan>>>
       includes = ResolveIncludes(*catalog_, **entity, request.includes(),
                                  options_.max_include_depth);
   if (!includes.ok()) return includes.status();
   lookup.includes = *includes;
   lookup.load.includes = std::move(*includes);
+  if (lookup.includes != nullptr &&
+      request.row_format() == v1::ROW_FORMAT_LIST) {
+    return absl::InvalidArgumentError(
+        "includes need row_format ROW_FORMAT_MAP (related rows are carried "
+        "in Row.related)");
+  }
   if (absl::Status s =
           CheckRequestSize("BatchGet asks", request.keys_size(), "keys");
       !s.ok()) {
@@ -528,6 +528,8 @@ void DataServiceImpl::HandleDelete(
         absl::Status status = WriteOnce(
             log, conn, "Delete", *request, response,
             [&](storage::Connection& c) -> absl::Status {
+              // An entity with a composite key is deleted by key
+              // texts; the cache never holds it (keys stays empty).
               absl::StatusOr<std::vector<bool>> deleted =
                   entity->composite_key()
                       ? storage::DeleteRowsForKeys(c, *entity, composite_keys,
@@ -537,10 +539,9 @@ void DataServiceImpl::HandleDelete(
               gone.clear();
               kept.clear();
               for (size_t i = 0; i < deleted->size(); ++i) {
-                if ((*deleted)[i])
+                if ((*deleted)[i]) {
                   *response->add_deleted_keys() = request->keys(i);
-                // A composite key has no Value of its own: such entities
-                // are never cached, and `keys` is empty for them.
+                }
                 if (i >= keys.size()) continue;
                 ((*deleted)[i] ? gone : kept).push_back(keys[i]);
               }

@@ -210,7 +210,10 @@ absl::Status PgOutputDecoder::DecodeRelation(Reader& in) {
     const absl::string_view name = in.String();
     in.Int(4);  // type OID
     in.Int(4);  // type modifier
-    if (relation.entity != nullptr && name == relation.entity->key().name) {
+    // A composite key is not one attribute: its changes report every row
+    // of the entity (key_attribute stays -1, so no key is read).
+    if (relation.entity != nullptr && !relation.entity->composite_key() &&
+        name == relation.entity->key().name) {
       relation.key_attribute = c;
     }
   }
