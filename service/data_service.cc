@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "service/proto_convert.h"
+#include "service/write_ops.h"
 #include "storage/mutex.h"
 #include "storage/table_ops.h"
 
@@ -568,28 +569,34 @@ void DataServiceImpl::HandleInsert(
     if (!values.ok()) return call->Reply(values.status());
     rows.push_back(std::move(*values));
   }
+  absl::StatusOr<std::optional<storage::ConflictSpec>> conflict =
+      ConflictFromProto(**entity, *request);
+  if (!conflict.ok()) return call->Reply(conflict.status());
   if (absl::Status s =
           storage::RequestLog::CheckRequestId(request->request_id());
       !s.ok()) {
     return call->Reply(s);
   }
-  RunOnWorker(
-      *pool_, context, call,
-      [log = options_.request_log, entity = *entity, rows = std::move(rows),
-       request, response](storage::Connection& conn) -> absl::Status {
-        return WriteOnce(log, conn, "Insert", *request, response,
-                         [&](storage::Connection& c) -> absl::Status {
-                           absl::StatusOr<std::vector<storage::Row>> stored =
-                               storage::InsertRows(c, *entity, rows);
-                           if (!stored.ok()) return stored.status();
-                           const std::vector<int> all = AllColumns(*entity);
-                           for (const storage::Row& row : *stored) {
-                             RowToProto(*entity, row, all,
-                                        response->add_rows());
-                           }
-                           return absl::OkStatus();
-                         });
-      });
+  RunOnWorker(*pool_, context, call,
+              [log = options_.request_log, entity = *entity,
+               rows = std::move(rows), conflict = std::move(*conflict), request,
+               response](storage::Connection& conn) -> absl::Status {
+                return WriteOnce(
+                    log, conn, "Insert", *request, response,
+                    [&](storage::Connection& c) -> absl::Status {
+                      if (conflict.has_value()) {
+                        return RunUpsert(c, *entity, rows, *conflict, response);
+                      }
+                      absl::StatusOr<std::vector<storage::Row>> stored =
+                          storage::InsertRows(c, *entity, rows);
+                      if (!stored.ok()) return stored.status();
+                      const std::vector<int> all = AllColumns(*entity);
+                      for (const storage::Row& row : *stored) {
+                        RowToProto(*entity, row, all, response->add_rows());
+                      }
+                      return absl::OkStatus();
+                    });
+              });
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::Update(

@@ -40,6 +40,14 @@ struct ForeignKeyRef {
   std::string references_column;
 };
 
+// A unique constraint or unique index (not the primary key): a possible
+// conflict target of an upsert. Only plain ones: no predicate, no
+// expression columns.
+struct UniqueKey {
+  std::string name;          // the constraint's (else the index's) name
+  std::vector<int> columns;  // indexes into Entity::columns, in key order
+};
+
 struct Entity {
   std::string name;
   std::string qualified_name;  // "schema"."table", quoted
@@ -48,6 +56,8 @@ struct Entity {
   int version_column = -1;  // -1: no optimistic-concurrency column
   std::vector<ForeignKeyRef> foreign_keys;
   std::string select_list;  // every column, quoted, comma-separated
+  // Unique constraints and indexes besides the primary key, by name.
+  std::vector<UniqueKey> unique_keys;
 
   // The index of the named column, or -1.
   int ColumnIndex(absl::string_view column) const;
