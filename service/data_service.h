@@ -41,6 +41,8 @@ struct DataServiceOptions {
   // Where Insert/Update/Delete with a request_id are deduplicated (must
   // outlive the service); null: such writes answer FAILED_PRECONDITION.
   const storage::RequestLog* request_log = nullptr;
+  // Operations one Transact may hold.
+  size_t max_operations_per_transaction = 100;
 };
 
 // A BatchGet request checked against the catalog, ready for the loader.
@@ -61,7 +63,9 @@ using RawDataService = v1::DataService::WithRawCallbackMethod_BatchGet<
                         v1::DataService::WithRawCallbackMethod_ListEntities<
                             v1::DataService::
                                 WithRawCallbackMethod_DescribeEntity<
-                                    v1::DataService::Service>>>>>>>>;
+                                    v1::DataService::
+                                        WithRawCallbackMethod_Transact<
+                                            v1::DataService::Service>>>>>>>>>;
 
 class DataServiceImpl final : public RawDataService {
  public:
@@ -93,6 +97,10 @@ class DataServiceImpl final : public RawDataService {
   grpc::ServerUnaryReactor* DescribeEntity(grpc::CallbackServerContext* context,
                                            const grpc::ByteBuffer* request,
                                            grpc::ByteBuffer* response) override;
+  // In transact_handler.cc.
+  grpc::ServerUnaryReactor* Transact(grpc::CallbackServerContext* context,
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
 
   // Shared by the unary and the streaming BatchGet.
   absl::StatusOr<PreparedLookup> PrepareLookup(
@@ -130,6 +138,13 @@ class DataServiceImpl final : public RawDataService {
   void HandleDescribeEntity(
       grpc::CallbackServerContext* context,
       RawUnaryCall<v1::DescribeEntityRequest, v1::EntityDescription>* call);
+  void HandleTransact(
+      grpc::CallbackServerContext* context,
+      RawUnaryCall<v1::TransactRequest, v1::TransactResponse>* call);
+  // The catalog calls are served from now; it stays alive while held.
+  std::shared_ptr<const storage::Catalog> CurrentCatalog() const {
+    return catalog_;
+  }
 
   const DataServiceOptions options_;
   const std::shared_ptr<const storage::Catalog> catalog_;

@@ -98,6 +98,8 @@ struct ServerOptions {
   // How long a request_id is remembered (at least; the purge runs every
   // tenth of it, at most every minute).
   absl::Duration request_id_retention = absl::Hours(24);
+  // How often the catalog is checked for a migration; zero: never.
+  absl::Duration schema_poll_interval = absl::Seconds(1);
   DataServiceOptions data;
   loader::Loader::Options loader;
   TransportOptions transport;
