@@ -2,12 +2,18 @@
 # run.sh BUILD_DIR: `make bench`. rowgate against the alternatives, side by
 # side in one run, on the local Postgres (deploy/local/pg.sh):
 #
-#   rowgate          the sidecar as shipped (loader merges concurrent lookups)
-#   rowgate_nomerge  the same with --loader_merge=false (a query per request)
+#   rowgate          the sidecar as shipped (loader merges concurrent lookups;
+#                    BatchGet on gRPC's completion-queue API)
+#   rowgate_callback the same with --cq_threads=0: BatchGet on the callback
+#                    API, as before issue 9
+#   rowgate_nomerge  the same as rowgate with --loader_merge=false (a query
+#                    per request)
 #   pgbench          Postgres alone: prepared point SELECTs, one connection
 #                    per client (capped below max_connections)
-#   ceiling          rowgate with --bench_memory_backend: gRPC and the server
-#                    without any database, the most rowgate could do here
+#   ceiling_cq       rowgate with --bench_memory_backend: gRPC and rowgate's
+#                    serving code without any database, answered on the CQ
+#                    thread, the most rowgate could do here
+#   ceiling          the same on the callback API (--cq_threads=0)
 #
 # Database rowgate_bench (demo schema) gets 1,000,000 users once and keeps
 # them. At each point every system runs in turn (the order rotates per point,
@@ -39,16 +45,18 @@ if [ "$quick" = 1 ]; then
   warmup=${BENCH_WARMUP_S:-0.5}
   duration=${BENCH_DURATION_S:-2.5}
   # name mode concurrency keys_per_call streams inflight_per_stream
-  points=("u1 unary 1 1 0 0" "u16 unary 16 1 0 0" "u128 unary 128 1 0 0"
-          "s128 stream 128 1 8 16")
+  # connections (the generator's threads, each with a channel of its own)
+  points=("u1 unary 1 1 0 0 2" "u16 unary 16 1 0 0 2" "u128 unary 128 1 0 0 2"
+          "u128x1 unary 128 1 0 0 1" "s128 stream 128 1 8 16 2")
 else
   warmup=${BENCH_WARMUP_S:-2}
   duration=${BENCH_DURATION_S:-15}
-  points=("u1 unary 1 1 0 0" "u16 unary 16 1 0 0" "u128 unary 128 1 0 0"
-          "u512 unary 512 1 0 0" "b16 unary 16 100 0 0"
-          "s128 stream 128 1 8 16")
+  points=("u1 unary 1 1 0 0 2" "u16 unary 16 1 0 0 2" "u128 unary 128 1 0 0 2"
+          "u128x1 unary 128 1 0 0 1" "u512 unary 512 1 0 0 2"
+          "b16 unary 16 100 0 0 2" "b16x1 unary 16 100 0 0 1"
+          "s128 stream 128 1 8 16 2" "s128x1 stream 128 1 8 16 1")
 fi
-systems=(rowgate rowgate_nomerge pgbench ceiling)
+systems=(rowgate rowgate_callback rowgate_nomerge pgbench ceiling_cq ceiling)
 # BENCH_POINTS="u512 b16" / BENCH_SYSTEMS="rowgate pgbench": a subset.
 if [ -n "${BENCH_POINTS:-}" ]; then
   chosen=()
@@ -185,13 +193,15 @@ mb() { awk -v kb="${1:-0}" 'BEGIN { if (kb > 0) printf "%.1f", kb / 1024; else p
 # row POINT MODE C KPC SYSTEM KEYS_S CALLS_S P50 P99 QPK CPU IDLE PEAK ERR CHK NOTE
 row() { local IFS=,; echo "$*" >>"$csv"; }
 
-# run_rowgate SYSTEM POINT MODE C KPC STREAMS INFLIGHT
+# run_rowgate SYSTEM POINT MODE C KPC STREAMS INFLIGHT CONNECTIONS
 run_rowgate() {
-  local sys=$1 point=$2 mode=$3 c=$4 kpc=$5 streams=$6 inflight=$7
+  local sys=$1 point=$2 mode=$3 c=$4 kpc=$5 streams=$6 inflight=$7 conns=$8
   local name=$point-$sys flags=(--database_url="$url")
   case "$sys" in
+    rowgate_callback) flags+=(--cq_threads=0) ;;
     rowgate_nomerge) flags+=(--loader_merge=false) ;;
-    ceiling) flags=(--bench_memory_backend) ;;
+    ceiling_cq) flags=(--bench_memory_backend) ;;
+    ceiling) flags=(--bench_memory_backend --cq_threads=0) ;;
   esac
   if ! start_server "$name" "${flags[@]}"; then
     failures=$((failures + 1))
@@ -200,9 +210,9 @@ run_rowgate() {
   fi
   sleep 0.3
   local idle_kb; idle_kb=$(status_kb "$srv_pid" VmRSS)
-  local shape=(--concurrency="$c")
+  local shape=(--concurrency="$c" --threads="$conns")
   if [ "$mode" = stream ]; then
-    shape=(--streams="$streams" --inflight_per_stream="$inflight")
+    shape=(--streams="$streams" --inflight_per_stream="$inflight" --threads="$conns")
   fi
   pgss_reset
   local json=$out/tmp/$name.json
@@ -227,7 +237,7 @@ run_rowgate() {
       (if .errors > 0 then .errors_by_code else "" end)] | map(tostring) | join("|")' "$json")
   local keys_s calls_s p50 p99 qpk cpu hwm err chk note
   IFS='|' read -r keys_s calls_s p50 p99 qpk cpu hwm err chk note <<<"$v"
-  [ "$sys" = ceiling ] && qpk=0
+  case "$sys" in ceiling*) qpk=0 ;; esac
   row "$point" "$mode" "$c" "$kpc" "$sys" "$keys_s" "$calls_s" "$p50" "$p99" \
     "$qpk" "$cpu" "$(mb "$idle_kb")" "$(mb "$hwm")" "$err" "$chk" "${note:-}"
 }
@@ -296,17 +306,20 @@ run_pgbench() {
 
 started=$(date +%s)
 for i in "${!points[@]}"; do
-  read -r point mode c kpc streams inflight <<<"${points[$i]}"
+  read -r point mode c kpc streams inflight conns <<<"${points[$i]}"
   n=${#systems[@]}
   for j in $(seq 0 $((n - 1))); do
     sys=${systems[$(((i + j) % n))]}
     case "$sys" in
       pgbench)
-        # Postgres has no stream; its point would repeat u128.
+        # Postgres has no stream; its point would repeat u128. Its clients
+        # have a connection each: a one-connection point would repeat the
+        # two-connection one.
         [ "$mode" = stream ] && continue
+        [ "$conns" = 1 ] && continue
         run_pgbench "$point" "$mode" "$c" "$kpc"
         ;;
-      *) run_rowgate "$sys" "$point" "$mode" "$c" "$kpc" "$streams" "$inflight" ;;
+      *) run_rowgate "$sys" "$point" "$mode" "$c" "$kpc" "$streams" "$inflight" "$conns" ;;
     esac
   done
 done
@@ -320,9 +333,11 @@ md=$out/results.md
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores shared by Postgres, the server" \
     "and the generator; $rows users; uniform keys; ${warmup} s warm-up, ${duration} s measured per run."
   echo "Points: uN = unary BatchGet, N calls in flight, 1 key per call; b16 = 16 in flight," \
-    "100 keys per call; s128 = StreamBatchGet, 8 streams x 16 in flight."
+    "100 keys per call; s128 = StreamBatchGet, 8 streams x 16 in flight; each over two" \
+    "connections (HTTP/2 channels), or one where the name ends in x1 (an application's usual single channel)."
   echo "pgbench: Postgres alone, prepared \`SELECT * FROM users WHERE id = \$1\` (b16: \`= ANY\` of 100 ids)," \
-    "one connection per client; ceiling: rowgate answering from memory, no database."
+    "one connection per client; ceiling_cq / ceiling: rowgate answering from memory, no database," \
+    "BatchGet on the completion-queue API / on the callback API; rowgate_callback: rowgate with BatchGet on the callback API."
   echo "queries/key: Postgres statements per key (pg_stat_statements); CPU: rowgate's CPU" \
     "seconds per million keys; RSS: rowgate's idle after start / peak."
   echo

@@ -152,9 +152,6 @@ class DataServiceImpl final : public RawDataService {
   storage::WorkerPool* const pool_;
 };
 
-// The catalog memory_backend mode serves: the demo schema's `users`.
-std::shared_ptr<const storage::Catalog> MemoryBackendCatalog();
-
 }  // namespace rowgate::service
 
 #endif  // ROWGATE_SERVICE_DATA_SERVICE_H_

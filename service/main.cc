@@ -27,6 +27,10 @@ ABSL_FLAG(std::string, database_url, "",
           "PostgreSQL connection URL or key=value string. Default: the "
           "DATABASE_URL environment variable.");
 ABSL_FLAG(int, pool_size, 4, "Database connections (one worker thread each).");
+ABSL_FLAG(int, cq_threads, 1,
+          "Threads serving BatchGet and StreamBatchGet on gRPC's "
+          "completion-queue API; 0 serves them on the callback API like the "
+          "other methods.");
 ABSL_FLAG(std::string, schema, "public", "Schema whose tables are served.");
 ABSL_FLAG(std::string, version_column, "lastchange",
           "Timestamp column used for optimistic concurrency where a table has "
@@ -208,6 +212,7 @@ int main(int argc, char** argv) {
   // Every numeric flag is checked as the int it was parsed into, before any
   // conversion: -1 stored in a size_t would read as "no limit".
   RequireRange("pool_size", absl::GetFlag(FLAGS_pool_size), 1, 10000);
+  RequireRange("cq_threads", absl::GetFlag(FLAGS_cq_threads), 0, 64);
   RequireRange("max_keys_per_request",
                absl::GetFlag(FLAGS_max_keys_per_request), 1, 1000000);
   RequireRange("max_operations_per_transaction",
@@ -278,6 +283,7 @@ int main(int argc, char** argv) {
   options.schema = absl::GetFlag(FLAGS_schema);
   options.version_column = absl::GetFlag(FLAGS_version_column);
   options.pool_size = absl::GetFlag(FLAGS_pool_size);
+  options.cq_threads = absl::GetFlag(FLAGS_cq_threads);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.health_check_interval =
       absl::Milliseconds(absl::GetFlag(FLAGS_health_check_interval_ms));
@@ -339,6 +345,7 @@ int main(int argc, char** argv) {
         rowgate::service::MaskDatabaseUrl(options.database_url)},
        {"schema", options.schema},
        {"pool_size", absl::StrCat(options.pool_size)},
+       {"cq_threads", absl::StrCat(options.cq_threads)},
        {"loader_merge", options.loader.merge ? "true" : "false"},
        {"loader_max_keys_per_query",
         absl::StrCat(options.loader.max_keys_per_query)},

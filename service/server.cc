@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.pb.h"
 #include "service/log.h"
+#include "service/memory_backend.h"
 
 namespace rowgate::service {
 namespace {
@@ -167,7 +168,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
     builder.AddListeningPort(addresses[i], grpc::InsecureServerCredentials(),
                              &ports[i]);
   }
-  builder.RegisterService(server->data_service_.get());
+  if (options.cq_threads > 0) {
+    server->cq_server_ = std::make_unique<CqServer>(
+        CqServer::Options{.threads = options.cq_threads},
+        *server->data_service_);
+    server->cq_server_->AddTo(builder);
+  } else {
+    builder.RegisterService(server->data_service_.get());
+  }
   builder.RegisterService(server->admin_service_.get());
   server->reflection_->RegisterWith(builder);
   if (!options.metrics_listen.empty()) {
@@ -182,6 +190,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
         absl::StrCat("cannot listen on ", options.listen,
                      " (address in use, or not a valid address)"));
   }
+  if (server->cq_server_) server->cq_server_->Start();
   for (size_t i = 0; i < addresses.size(); ++i) {
     if (ports[i] == 0) {
       return absl::UnavailableError(
@@ -357,6 +366,7 @@ void Server::Shutdown(absl::Duration grace) {
     grpc_server_->GetHealthCheckService()->Shutdown();
     grpc_server_->Shutdown(absl::ToChronoTime(done_by));
   }
+  if (cq_server_) cq_server_->Shutdown();
   // Every call is finished now; run what the workers still hold, then stop
   // them, before the loader that queued those tasks goes away. Statements
   // still running at the end of the grace period are cut off.

@@ -37,6 +37,7 @@
 #include "absl/time/time.h"
 #include "loader/batch_loader.h"
 #include "service/admin_service.h"
+#include "service/cq_server.h"
 #include "service/data_service.h"
 #include "service/metrics.h"
 #include "service/reflection_service.h"
@@ -101,6 +102,10 @@ struct ServerOptions {
   // How often the catalog is checked for a migration; zero: never.
   absl::Duration schema_poll_interval = absl::Seconds(1);
   DataServiceOptions data;
+  // BatchGet and StreamBatchGet on gRPC's completion-queue API (the hot
+  // path, service/cq_server.h) with this many CQ threads; 0: on the
+  // callback API like the other methods.
+  int cq_threads = 1;
   loader::Loader::Options loader;
   TransportOptions transport;
 };
@@ -141,6 +146,8 @@ class Server {
   std::unique_ptr<loader::PoolBatchExecutor> executor_;
   std::unique_ptr<loader::Loader> loader_;
   std::unique_ptr<DataServiceImpl> data_service_;
+  // Outlives grpc_server_ (its queues must).
+  std::unique_ptr<CqServer> cq_server_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<ReflectionServices> reflection_;
   std::shared_ptr<RpcMetrics> rpc_metrics_;

@@ -19,20 +19,12 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "service/call_context.h"
 #include "storage/connection.h"
 #include "storage/request_log.h"
 #include "storage/worker_pool.h"
 
 namespace rowgate::service::calls {
-
-// The call's deadline as absl::Time (InfiniteFuture when it has none).
-inline absl::Time DeadlineOf(const grpc::CallbackServerContext* context) {
-  const auto deadline = context->deadline();
-  if (deadline == std::chrono::system_clock::time_point::max()) {
-    return absl::InfiniteFuture();
-  }
-  return absl::FromChrono(deadline);
-}
 
 // Runs `work(conn)` on a database worker and replies to `call` with its
 // status; RESOURCE_EXHAUSTED at once when the pool's queue is full. The

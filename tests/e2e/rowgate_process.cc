@@ -21,6 +21,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -123,6 +124,15 @@ std::unique_ptr<RowgateProcess> RowgateProcess::Spawn(
   std::vector<std::string> args = {binary, "--listen=127.0.0.1:0",
                                    "--port_file=" + port_file,
                                    "--database_url=" + url};
+  // ROWGATE_TEST_EXTRA_FLAGS (space-separated) runs a whole suite against
+  // another configuration, e.g. BatchGet on the callback API (ctest
+  // e2e_callback_api); a test's own flags come after, and win.
+  if (const char* more = std::getenv("ROWGATE_TEST_EXTRA_FLAGS")) {
+    for (absl::string_view flag :
+         absl::StrSplit(more, ' ', absl::SkipEmpty())) {
+      args.emplace_back(flag);
+    }
+  }
   for (std::string& flag : extra_flags) args.push_back(std::move(flag));
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());

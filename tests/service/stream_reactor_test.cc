@@ -23,6 +23,7 @@
 #include "loader/batch_loader.h"
 #include "rowgate/v1/rowgate.grpc.pb.h"
 #include "service/data_service.h"
+#include "service/memory_backend.h"
 #include "service/raw_call.h"
 #include "tests/service/gated_executor.h"
 

@@ -1,0 +1,38 @@
+// What rowgate's handlers read from a call's server context, the same for a
+// call served on the callback API (grpc::CallbackServerContext) and on the
+// completion-queue API (grpc::ServerContext): both derive from
+// grpc::ServerContextBase.
+#ifndef ROWGATE_SERVICE_CALL_CONTEXT_H_
+#define ROWGATE_SERVICE_CALL_CONTEXT_H_
+
+#include <grpcpp/server_context.h>
+
+#include <chrono>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace rowgate::service {
+
+// The status for a call that gRPC cancelled: its deadline passed, or the
+// client went away.
+inline absl::Status CancellationStatus(const grpc::ServerContextBase* context) {
+  if (context->deadline() <= std::chrono::system_clock::now()) {
+    return absl::DeadlineExceededError(
+        "deadline exceeded before the lookup finished");
+  }
+  return absl::CancelledError("the call was cancelled by the client");
+}
+
+// The call's deadline as absl::Time (InfiniteFuture when it has none).
+inline absl::Time DeadlineOf(const grpc::ServerContextBase* context) {
+  const auto deadline = context->deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) {
+    return absl::InfiniteFuture();
+  }
+  return absl::FromChrono(deadline);
+}
+
+}  // namespace rowgate::service
+
+#endif  // ROWGATE_SERVICE_CALL_CONTEXT_H_
