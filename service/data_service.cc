@@ -94,6 +94,15 @@ grpc::ServerUnaryReactor* ServeRaw(const grpc::ByteBuffer* raw_request,
 DataServiceImpl::DataServiceImpl(
     DataServiceOptions options, std::shared_ptr<const storage::Catalog> catalog,
     loader::Loader* loader, storage::WorkerPool* pool)
+    : DataServiceImpl(
+          std::move(options),
+          std::make_shared<storage::LiveCatalog>(std::move(catalog)), loader,
+          pool) {}
+
+DataServiceImpl::DataServiceImpl(DataServiceOptions options,
+                                 std::shared_ptr<storage::LiveCatalog> catalog,
+                                 loader::Loader* loader,
+                                 storage::WorkerPool* pool)
     : options_(std::move(options)),
       catalog_(std::move(catalog)),
       loader_(loader),
@@ -113,7 +122,7 @@ absl::Status DataServiceImpl::CheckRequestSize(absl::string_view what,
 absl::StatusOr<PreparedLookup> DataServiceImpl::PrepareLookup(
     const v1::BatchGetRequest& request) const {
   absl::StatusOr<const storage::Entity*> entity =
-      FindEntity(*catalog_, request.entity());
+      FindEntity(*CurrentCatalog(), request.entity());
   if (!entity.ok()) return entity.status();
   PreparedLookup lookup;
   lookup.entity = *entity;
@@ -211,7 +220,7 @@ void DataServiceImpl::HandleInsert(
   if (pool_ == nullptr)
     return call->Reply(absl::UnimplementedError("no database"));
   absl::StatusOr<const storage::Entity*> entity =
-      FindEntity(*catalog_, request->entity());
+      FindEntity(*CurrentCatalog(), request->entity());
   if (!entity.ok()) return call->Reply(entity.status());
   if (request->rows_size() == 0) {
     return call->Reply(absl::InvalidArgumentError(
@@ -278,7 +287,7 @@ void DataServiceImpl::HandleUpdate(
   if (pool_ == nullptr)
     return call->Reply(absl::UnimplementedError("no database"));
   absl::StatusOr<const storage::Entity*> entity =
-      FindEntity(*catalog_, request->entity());
+      FindEntity(*CurrentCatalog(), request->entity());
   if (!entity.ok()) return call->Reply(entity.status());
   absl::StatusOr<storage::ColumnValues> values =
       RowFromProto(**entity, request->row(), options_.max_value_bytes);
@@ -323,7 +332,7 @@ void DataServiceImpl::HandleDelete(
   if (pool_ == nullptr)
     return call->Reply(absl::UnimplementedError("no database"));
   absl::StatusOr<const storage::Entity*> entity =
-      FindEntity(*catalog_, request->entity());
+      FindEntity(*CurrentCatalog(), request->entity());
   if (!entity.ok()) return call->Reply(entity.status());
   if (absl::Status s =
           CheckRequestSize("Delete asks", request->keys_size(), "keys");
@@ -387,7 +396,7 @@ void DataServiceImpl::HandlePage(
   if (pool_ == nullptr)
     return call->Reply(absl::UnimplementedError("no database"));
   absl::StatusOr<const storage::Entity*> entity =
-      FindEntity(*catalog_, request->entity());
+      FindEntity(*CurrentCatalog(), request->entity());
   if (!entity.ok()) return call->Reply(entity.status());
   absl::StatusOr<std::vector<int>> columns =
       ResolveColumns(**entity, request->columns());
@@ -516,7 +525,8 @@ void DataServiceImpl::HandleListEntities(
     grpc::CallbackServerContext* /*context*/,
     RawUnaryCall<v1::ListEntitiesRequest, v1::ListEntitiesResponse>* call) {
   v1::ListEntitiesResponse* response = call->response();
-  for (const storage::Entity& entity : catalog_->entities()) {
+  const std::shared_ptr<const storage::Catalog> catalog = CurrentCatalog();
+  for (const storage::Entity& entity : catalog->entities()) {
     service::DescribeEntity(entity, response->add_entities());
   }
   return call->Reply(absl::OkStatus());
@@ -537,7 +547,7 @@ void DataServiceImpl::HandleDescribeEntity(
   const v1::DescribeEntityRequest* request = &call->request();
   v1::EntityDescription* response = call->response();
   absl::StatusOr<const storage::Entity*> entity =
-      FindEntity(*catalog_, request->entity());
+      FindEntity(*CurrentCatalog(), request->entity());
   if (!entity.ok()) return call->Reply(entity.status());
   service::DescribeEntity(**entity, response);
   return call->Reply(absl::OkStatus());

@@ -19,6 +19,7 @@
 #include "rowgate/v1/rowgate.grpc.pb.h"
 #include "service/raw_call.h"
 #include "storage/catalog.h"
+#include "storage/live_catalog.h"
 #include "storage/request_log.h"
 #include "storage/worker_pool.h"
 
@@ -72,6 +73,11 @@ class DataServiceImpl final : public RawDataService {
   // `pool` may be null only with options.memory_backend.
   DataServiceImpl(DataServiceOptions options,
                   std::shared_ptr<const storage::Catalog> catalog,
+                  loader::Loader* loader, storage::WorkerPool* pool);
+  // Serving whatever `catalog` holds at each call (a migration applied
+  // while running is picked up).
+  DataServiceImpl(DataServiceOptions options,
+                  std::shared_ptr<storage::LiveCatalog> catalog,
                   loader::Loader* loader, storage::WorkerPool* pool);
 
   grpc::ServerUnaryReactor* BatchGet(grpc::CallbackServerContext* context,
@@ -143,11 +149,11 @@ class DataServiceImpl final : public RawDataService {
       RawUnaryCall<v1::TransactRequest, v1::TransactResponse>* call);
   // The catalog calls are served from now; it stays alive while held.
   std::shared_ptr<const storage::Catalog> CurrentCatalog() const {
-    return catalog_;
+    return catalog_->Current();
   }
 
   const DataServiceOptions options_;
-  const std::shared_ptr<const storage::Catalog> catalog_;
+  const std::shared_ptr<storage::LiveCatalog> catalog_;
   loader::Loader* const loader_;
   storage::WorkerPool* const pool_;
 };

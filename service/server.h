@@ -118,7 +118,8 @@ class Server {
   // The first TCP port bound (useful with a ":0" listen address); 0 when
   // listening on unix sockets only.
   int port() const { return port_; }
-  const storage::Catalog& catalog() const { return *catalog_; }
+  // The catalog served now (alive as long as this server).
+  const storage::Catalog& catalog() const { return *live_catalog_->Current(); }
   // The metrics HTTP port, 0 when metrics are off.
   int metrics_port() const { return metrics_http_ ? metrics_http_->port() : 0; }
   loader::LoaderStatsSnapshot LoaderStats() const;
@@ -141,6 +142,8 @@ class Server {
   // first, the pool (after an explicit drain in Shutdown) last.
   std::unique_ptr<storage::WorkerPool> pool_;
   std::shared_ptr<const storage::Catalog> catalog_;
+  // catalog_ kept current while running (storage/live_catalog.h).
+  std::shared_ptr<storage::LiveCatalog> live_catalog_;
   std::unique_ptr<storage::RequestLog> request_log_;
   std::unique_ptr<storage::RequestLogPurger> request_log_purger_;
   std::unique_ptr<loader::PoolBatchExecutor> executor_;
