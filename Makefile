@@ -47,8 +47,10 @@ test-hostile: build
 	  /usr/bin/python3 tests/hostile/h2_flood.py --rowgate $(BUILD_DIR)/rowgate \
 	  --json $(BUILD_DIR)/hostile.json $(HOSTILE_ARGS)
 
-# The loader, the worker pool and the stream reactor under ThreadSanitizer,
-# in a build directory of their own (none of these tests needs Postgres).
+# The loader (with the row cache's tests: its fill-protocol races and
+# concurrent use), the worker pool and the stream reactor under
+# ThreadSanitizer, in a build directory of their own (none of these tests
+# needs Postgres).
 TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 tsan: deps
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DROWGATE_TSAN=ON >/dev/null

@@ -66,6 +66,9 @@ ABSL_FLAG(int, streams, 0,
 ABSL_FLAG(int, inflight_per_stream, 16,
           "Requests in flight on each stream (with --streams)");
 ABSL_FLAG(int, keys_per_call, 1, "Keys in each BatchGet request");
+ABSL_FLAG(std::string, row_format, "map",
+          "map (each row a map column -> value, the default) or list "
+          "(ROW_FORMAT_LIST: values in the order of the response's columns)");
 ABSL_FLAG(std::string, distribution, "uniform", "uniform or zipfian");
 ABSL_FLAG(double, zipf_q, 1.1,
           "Zipfian exponent (> 1); key_min is the hottest key");
@@ -83,6 +86,9 @@ ABSL_FLAG(int, server_pid, 0,
           "If set, the server's CPU seconds over the measured window and its "
           "peak RSS are read from /proc and reported");
 ABSL_FLAG(std::string, label, "", "Free text echoed in the report");
+ABSL_FLAG(bool, prime, false,
+          "Before the warm-up, ask every key from --key_min to --key_max "
+          "once, 1000 per call (fills a row cache: all keys hot)");
 ABSL_FLAG(bool, json, false,
           "Print one JSON object on stdout (the human report goes to stderr)");
 
@@ -106,6 +112,7 @@ struct Options {
   int streams = 0;
   int inflight_per_stream = 0;
   int keys_per_call = 1;
+  bool row_list = false;
   bool zipfian = false;
   double zipf_q = 1.1;
   int64_t key_min = 1;
@@ -260,19 +267,33 @@ std::string CheckAnswer(const std::vector<int64_t>& keys,
       }
       continue;
     }
-    if (r.rows_size() != 1) {
-      return absl::StrCat("key ", keys[i], " found with ", r.rows_size(),
-                          " rows");
+    const rowgate::v1::Value* id = nullptr;
+    if (r.value_rows_size() > 0) {  // ROW_FORMAT_LIST
+      if (r.value_rows_size() != 1 || r.rows_size() != 0) {
+        return absl::StrCat("key ", keys[i], " found with ",
+                            r.value_rows_size(), " list rows");
+      }
+      for (int c = 0; c < resp.columns_size(); ++c) {
+        if (resp.columns(c) == "id" && c < r.value_rows(0).values_size()) {
+          id = &r.value_rows(0).values(c);
+        }
+      }
+    } else {
+      if (r.rows_size() != 1) {
+        return absl::StrCat("key ", keys[i], " found with ", r.rows_size(),
+                            " rows");
+      }
+      const auto& fields = r.rows(0).fields();
+      auto it = fields.find("id");
+      if (it != fields.end()) id = &it->second;
     }
-    const auto& fields = r.rows(0).fields();
-    auto it = fields.find("id");
-    if (it == fields.end()) {
+    if (id == nullptr) {
       return absl::StrCat("key ", keys[i], ": row has no id");
     }
-    if (it->second.kind_case() != rowgate::v1::Value::kInt64Value ||
-        it->second.int64_value() != keys[i]) {
+    if (id->kind_case() != rowgate::v1::Value::kInt64Value ||
+        id->int64_value() != keys[i]) {
       return absl::StrCat("key ", keys[i], ": row's id is ",
-                          it->second.ShortDebugString());
+                          id->ShortDebugString());
     }
   }
   return "";
@@ -294,6 +315,7 @@ class KeySource {
   void Fill(std::vector<int64_t>* keys, BatchGetRequest* req) {
     keys->resize(opts_.keys_per_call);
     req->set_entity(opts_.entity);
+    if (opts_.row_list) req->set_row_format(rowgate::v1::ROW_FORMAT_LIST);
     for (int i = 0; i < opts_.keys_per_call; ++i) {
       (*keys)[i] = Next();
       req->add_keys()->set_int64_value((*keys)[i]);
@@ -668,6 +690,54 @@ std::string JsonString(const std::string& s) {
   return out + "\"";
 }
 
+// Asks every key of [key_min, key_max] once, in calls of 1000 keys, on
+// one channel; false (after saying why) on an error.
+bool Prime(const Options& o) {
+  auto channel =
+      grpc::CreateChannel(o.target, grpc::InsecureChannelCredentials());
+  auto stub = DataService::NewStub(channel);
+  // A cache fills only once its change feed is live.
+  auto admin = rowgate::v1::AdminService::NewStub(channel);
+  for (int i = 0;; ++i) {
+    rowgate::v1::CacheStats stats;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
+    grpc::Status status =
+        admin->GetCacheStats(&ctx, rowgate::v1::GetCacheStatsRequest(), &stats);
+    if (status.ok() && (stats.live() || !stats.enabled())) break;
+    if (i == 300) {
+      std::fprintf(stderr, "rowgate_load: the cache is not live after 30 s\n");
+      return false;
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  const absl::Time start = absl::Now();
+  for (int64_t first = o.key_min; first <= o.key_max; first += 1000) {
+    BatchGetRequest req;
+    req.set_entity(o.entity);
+    for (int64_t k = first; k <= std::min(o.key_max, first + 999); ++k) {
+      req.add_keys()->set_int64_value(k);
+    }
+    rowgate::v1::BatchGetResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(30));
+    grpc::Status status = stub->BatchGet(&ctx, req, &resp);
+    if (!status.ok()) {
+      std::fprintf(stderr, "rowgate_load: priming failed at key %lld: %s\n",
+                   static_cast<long long>(first),
+                   status.error_message().c_str());
+      return false;
+    }
+  }
+  std::fprintf(stderr, "rowgate_load: primed keys %lld..%lld in %.1f s\n",
+               static_cast<long long>(o.key_min),
+               static_cast<long long>(o.key_max),
+               absl::ToDoubleSeconds(absl::Now() - start));
+  return true;
+}
+
 int Main() {
   Options o;
   o.target = absl::GetFlag(FLAGS_target);
@@ -678,6 +748,8 @@ int Main() {
   o.streams = absl::GetFlag(FLAGS_streams);
   o.inflight_per_stream = absl::GetFlag(FLAGS_inflight_per_stream);
   o.keys_per_call = absl::GetFlag(FLAGS_keys_per_call);
+  const std::string row_format = absl::GetFlag(FLAGS_row_format);
+  o.row_list = row_format == "list";
   o.zipf_q = absl::GetFlag(FLAGS_zipf_q);
   o.key_min = absl::GetFlag(FLAGS_key_min);
   o.key_max = absl::GetFlag(FLAGS_key_max);
@@ -698,6 +770,9 @@ int Main() {
   if (o.threads < 1) bad = "--threads must be >= 1";
   if (o.concurrency < 1) bad = "--concurrency must be >= 1";
   if (o.keys_per_call < 1) bad = "--keys_per_call must be >= 1";
+  if (row_format != "map" && row_format != "list") {
+    bad = "--row_format must be map or list";
+  }
   if (o.key_max < o.key_min) bad = "--key_max must be >= --key_min";
   if (o.duration_s <= 0 || o.warmup_s < 0) bad = "bad --duration_s/--warmup_s";
   if (dist == "zipfian" && o.zipf_q <= 1) bad = "--zipf_q must be > 1";
@@ -710,6 +785,9 @@ int Main() {
   }
   o.stream = mode == "stream";
   o.zipfian = dist == "zipfian";
+  if (absl::GetFlag(FLAGS_prime)) {
+    if (!Prime(o)) return 1;
+  }
 
   // Split the load over the threads: unary calls, or whole streams.
   int units = o.concurrency;

@@ -14,6 +14,11 @@
 #                    serving code without any database, answered on the CQ
 #                    thread, the most rowgate could do here
 #   ceiling          the same on the callback API (--cq_threads=0)
+#   rowgate_cached   rowgate with the row cache on users (--cache_entities,
+#                    1 GiB), every key primed before the warm-up: all hits
+#   rowgate_zipf     rowgate with the row cache at its default 64 MiB (a
+#                    fraction of the table) under zipfian keys: hits and
+#                    the miss path; the note gives the hit ratio
 #
 # Database rowgate_bench (demo schema) gets 1,000,000 users once and keeps
 # them. At each point every system runs in turn (the order rotates per point,
@@ -25,7 +30,8 @@
 #
 # BENCH_QUICK=1: short runs, fewer points (about a minute).
 # BENCH_WARMUP_S / BENCH_DURATION_S override the times of each run;
-# BENCH_POINTS / BENCH_SYSTEMS (space-separated names) run a subset.
+# BENCH_POINTS / BENCH_SYSTEMS (space-separated names) run a subset;
+# BENCH_ROWGATE_FLAGS adds flags to every rowgate system (for experiments).
 # The machine has 2 cores shared by Postgres, rowgate and the generator:
 # the numbers compare systems, they are not capacity figures.
 set -euo pipefail
@@ -46,6 +52,7 @@ if [ "$quick" = 1 ]; then
   duration=${BENCH_DURATION_S:-2.5}
   # name mode concurrency keys_per_call streams inflight_per_stream
   # connections (the generator's threads, each with a channel of its own)
+  # [row format: map (default) or list]
   points=("u1 unary 1 1 0 0 2" "u16 unary 16 1 0 0 2" "u128 unary 128 1 0 0 2"
           "u128x1 unary 128 1 0 0 1" "s128 stream 128 1 8 16 2")
 else
@@ -54,9 +61,11 @@ else
   points=("u1 unary 1 1 0 0 2" "u16 unary 16 1 0 0 2" "u128 unary 128 1 0 0 2"
           "u128x1 unary 128 1 0 0 1" "u512 unary 512 1 0 0 2"
           "b16 unary 16 100 0 0 2" "b16x1 unary 16 100 0 0 1"
+          "b16l unary 16 100 0 0 2 list"
           "s128 stream 128 1 8 16 2" "s128x1 stream 128 1 8 16 1")
 fi
-systems=(rowgate rowgate_callback rowgate_nomerge pgbench ceiling_cq ceiling)
+systems=(rowgate rowgate_callback rowgate_nomerge pgbench ceiling_cq ceiling
+         rowgate_cached rowgate_zipf)
 # BENCH_POINTS="u512 b16" / BENCH_SYSTEMS="rowgate pgbench": a subset.
 if [ -n "${BENCH_POINTS:-}" ]; then
   chosen=()
@@ -86,6 +95,7 @@ ensure_pkg() {  # ensure_pkg PACKAGE: apt-get install it if missing
     { $sudo apt-get update -qq && $sudo apt-get install -y -qq "$1" >/dev/null; }
 }
 ensure_pkg jq || die "jq is needed to read rowgate_load's JSON"
+ensure_pkg curl || die "curl is needed to read rowgate_zipf's cache metrics"
 have_gnuplot=1
 ensure_pkg gnuplot-nox || { have_gnuplot=0; log "no gnuplot: no plot"; }
 command -v pgbench >/dev/null || die "pgbench is missing (postgresql-contrib)"
@@ -184,6 +194,15 @@ start_server() {
   return 1
 }
 
+# cache_metric NAME METRIC: the value of METRIC on the /metrics of the
+# server started as NAME (empty if none).
+cache_metric() {
+  local port; port=$(tr -dc '0-9' <"$out/tmp/$1.mport" 2>/dev/null) || true
+  [ -n "$port" ] || return 0
+  curl -s --max-time 2 "http://127.0.0.1:$port/metrics" 2>/dev/null |
+    awk -v m="$2" '$1 == m { print $2 }'
+}
+
 status_kb() {  # status_kb PID FIELD: a /proc/PID/status field in kB
   awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
 }
@@ -193,16 +212,30 @@ mb() { awk -v kb="${1:-0}" 'BEGIN { if (kb > 0) printf "%.1f", kb / 1024; else p
 # row POINT MODE C KPC SYSTEM KEYS_S CALLS_S P50 P99 QPK CPU IDLE PEAK ERR CHK NOTE
 row() { local IFS=,; echo "$*" >>"$csv"; }
 
-# run_rowgate SYSTEM POINT MODE C KPC STREAMS INFLIGHT CONNECTIONS
+# run_rowgate SYSTEM POINT MODE C KPC STREAMS INFLIGHT CONNECTIONS FORMAT
 run_rowgate() {
-  local sys=$1 point=$2 mode=$3 c=$4 kpc=$5 streams=$6 inflight=$7 conns=$8
-  local name=$point-$sys flags=(--database_url="$url")
+  local sys=$1 point=$2 mode=$3 c=$4 kpc=$5 streams=$6 inflight=$7 conns=$8 fmt=$9
+  local name=$point-$sys flags=(--database_url="$url") load_extra=()
   case "$sys" in
     rowgate_callback) flags+=(--cq_threads=0) ;;
     rowgate_nomerge) flags+=(--loader_merge=false) ;;
     ceiling_cq) flags=(--bench_memory_backend) ;;
     ceiling) flags=(--bench_memory_backend --cq_threads=0) ;;
+    rowgate_cached)
+      flags+=(--cache_entities=users --cache_max_bytes=$((1 << 30)))
+      load_extra=(--prime) ;;
+    rowgate_zipf)
+      flags+=(--cache_entities=users)
+      load_extra=(--distribution=zipfian) ;;
   esac
+  # Metrics (for the hit ratio) only where the miss path is measured: their
+  # interceptor costs every call a little. --prime waits for the cache.
+  case "$sys" in
+    rowgate_zipf)
+      flags+=(--metrics_listen=127.0.0.1:0 --metrics_port_file="$out/tmp/$name.mport") ;;
+  esac
+  # shellcheck disable=SC2206
+  flags+=(${BENCH_ROWGATE_FLAGS:-})
   if ! start_server "$name" "${flags[@]}"; then
     failures=$((failures + 1))
     row "$point" "$mode" "$c" "$kpc" "$sys" "" "" "" "" "" "" "" "" "" "" "server did not start"
@@ -210,6 +243,15 @@ run_rowgate() {
   fi
   sleep 0.3
   local idle_kb; idle_kb=$(status_kb "$srv_pid" VmRSS)
+  if [ -e "$out/tmp/$name.mport" ]; then
+    # The cache answers once its change feed is live (about a second).
+    local live=0
+    for _ in $(seq 100); do
+      [ "$(cache_metric "$name" rowgate_cache_live)" = 1 ] && { live=1; break; }
+      sleep 0.1
+    done
+    [ "$live" = 1 ] || log "$name: the row cache did not go live in 10 s"
+  fi
   local shape=(--concurrency="$c" --threads="$conns")
   if [ "$mode" = stream ]; then
     shape=(--streams="$streams" --inflight_per_stream="$inflight" --threads="$conns")
@@ -217,10 +259,18 @@ run_rowgate() {
   pgss_reset
   local json=$out/tmp/$name.json
   "$load" --target="127.0.0.1:$srv_port" --mode="$mode" "${shape[@]}" \
-    --keys_per_call="$kpc" --key_min=1 --key_max=$rows \
+    --keys_per_call="$kpc" --row_format="$fmt" --key_min=1 --key_max=$rows \
     --warmup_s="$warmup" --duration_s="$duration" --server_pid="$srv_pid" \
-    --label="$name" --json >"$json" 2>"$out/logs/$name.load.log" || true
+    --label="$name" "${load_extra[@]}" --json >"$json" 2>"$out/logs/$name.load.log" || true
   local queries; queries=$(pgss_calls)
+  local cache_note=""
+  if [ -e "$out/tmp/$name.mport" ]; then
+    local hits misses
+    hits=$(cache_metric "$name" rowgate_cache_hits_total)
+    misses=$(cache_metric "$name" rowgate_cache_misses_total)
+    cache_note=$(awk -v h="${hits:-0}" -v m="${misses:-0}" -v b="$(cache_metric "$name" rowgate_cache_bytes)" \
+      'BEGIN { if (h + m > 0) printf "cache hit ratio %.3f; %.0f MB cached", h / (h + m), b / 1048576 }')
+  fi
   stop_server
   cat "$out/logs/$name.load.log" >&2
   if ! jq -e . "$json" >/dev/null 2>&1; then
@@ -237,6 +287,7 @@ run_rowgate() {
       (if .errors > 0 then .errors_by_code else "" end)] | map(tostring) | join("|")' "$json")
   local keys_s calls_s p50 p99 qpk cpu hwm err chk note
   IFS='|' read -r keys_s calls_s p50 p99 qpk cpu hwm err chk note <<<"$v"
+  [ -n "$cache_note" ] && note="$cache_note${note:+; $note}"
   case "$sys" in ceiling*) qpk=0 ;; esac
   row "$point" "$mode" "$c" "$kpc" "$sys" "$keys_s" "$calls_s" "$p50" "$p99" \
     "$qpk" "$cpu" "$(mb "$idle_kb")" "$(mb "$hwm")" "$err" "$chk" "${note:-}"
@@ -306,7 +357,8 @@ run_pgbench() {
 
 started=$(date +%s)
 for i in "${!points[@]}"; do
-  read -r point mode c kpc streams inflight conns <<<"${points[$i]}"
+  read -r point mode c kpc streams inflight conns fmt <<<"${points[$i]}"
+  fmt=${fmt:-map}
   n=${#systems[@]}
   for j in $(seq 0 $((n - 1))); do
     sys=${systems[$(((i + j) % n))]}
@@ -317,9 +369,10 @@ for i in "${!points[@]}"; do
         # two-connection one.
         [ "$mode" = stream ] && continue
         [ "$conns" = 1 ] && continue
+        [ "$fmt" = list ] && continue  # rows are rows to Postgres
         run_pgbench "$point" "$mode" "$c" "$kpc"
         ;;
-      *) run_rowgate "$sys" "$point" "$mode" "$c" "$kpc" "$streams" "$inflight" "$conns" ;;
+      *) run_rowgate "$sys" "$point" "$mode" "$c" "$kpc" "$streams" "$inflight" "$conns" "$fmt" ;;
     esac
   done
 done
@@ -334,7 +387,8 @@ md=$out/results.md
     "and the generator; $rows users; uniform keys; ${warmup} s warm-up, ${duration} s measured per run."
   echo "Points: uN = unary BatchGet, N calls in flight, 1 key per call; b16 = 16 in flight," \
     "100 keys per call; s128 = StreamBatchGet, 8 streams x 16 in flight; each over two" \
-    "connections (HTTP/2 channels), or one where the name ends in x1 (an application's usual single channel)."
+    "connections (HTTP/2 channels), or one where the name ends in x1 (an application's usual single channel);" \
+    "b16l = b16 with rows answered as value lists (row_format ROW_FORMAT_LIST) instead of maps."
   echo "pgbench: Postgres alone, prepared \`SELECT * FROM users WHERE id = \$1\` (b16: \`= ANY\` of 100 ids)," \
     "one connection per client; ceiling_cq / ceiling: rowgate answering from memory, no database," \
     "BatchGet on the completion-queue API / on the callback API; rowgate_callback: rowgate with BatchGet on the callback API."

@@ -101,8 +101,90 @@ Loader::KeyQueue& Loader::QueueFor(const storage::Entity* entity,
 
 std::shared_ptr<LoadTicket> Loader::Load(LoadRequest request,
                                          LoadCallback done) {
+  stats_.RecordRequest(request.keys.size());
+  if (options_.cache != nullptr && !request.keys.empty() &&
+      request.key_column == request.entity->primary_key &&
+      options_.cache->Caches(request.entity)) {
+    return LoadThroughCache(std::move(request), std::move(done));
+  }
+  return Submit(std::move(request), std::move(done));
+}
+
+std::shared_ptr<LoadTicket> Loader::LoadThroughCache(LoadRequest request,
+                                                     LoadCallback done) {
+  const size_t n = request.keys.size();
+  std::vector<CachedRows> cached(n);
+  // Keys the cache cannot answer, and where they go in the answer.
+  std::vector<std::string> missing;
+  std::vector<size_t> missing_at;
+  for (size_t i = 0; i < n; ++i) {
+    const RowCache::Answer answer =
+        options_.cache->Lookup(*request.entity, request.keys[i], &cached[i]);
+    if (answer == RowCache::Answer::kUnknown) {
+      missing.push_back(request.keys[i]);
+      missing_at.push_back(i);
+    }
+  }
+  if (missing.empty()) {
+    LoadResult result;
+    result.rows_per_key.reserve(n);
+    for (const CachedRows& rows : cached)
+      result.rows_per_key.push_back(rows.get());
+    result.cached = std::move(cached);
+    std::move(done)(std::move(result));
+    return nullptr;
+  }
+  LoadRequest rest{request.entity, request.key_column, std::move(missing),
+                   request.deadline};
+  return Submit(
+      std::move(rest),
+      [n, cached = std::move(cached), missing_at = std::move(missing_at),
+       done = std::move(done)](absl::StatusOr<LoadResult> fetched) mutable {
+        if (!fetched.ok()) return std::move(done)(fetched.status());
+        LoadResult result;
+        result.rows_per_key.resize(n, nullptr);
+        for (size_t i = 0; i < n; ++i) {
+          result.rows_per_key[i] = cached[i].get();
+        }
+        for (size_t j = 0; j < missing_at.size(); ++j) {
+          result.rows_per_key[missing_at[j]] = fetched->rows_per_key[j];
+        }
+        result.batches = std::move(fetched->batches);
+        result.cached = std::move(cached);
+        std::move(done)(std::move(result));
+      });
+}
+
+void Loader::FillCache(const storage::Entity& entity, int key_column,
+                       const std::vector<std::string>& keys,
+                       const storage::KeyedRows& rows, const FillToken& token) {
+  if (!token.valid) return;
+  RowCache& cache = *options_.cache;
+  if (key_column == entity.primary_key) {
+    for (const std::string& key : keys) {
+      auto it = rows.by_key.find(key);
+      cache.Install(
+          token, entity, key,
+          it == rows.by_key.end()
+              ? nullptr
+              : std::make_shared<const std::vector<storage::Row>>(it->second));
+    }
+    return;
+  }
+  // Another key column: the rows found are primary-key rows too (a key
+  // with none found says nothing about any primary key).
+  for (const auto& [key, found] : rows.by_key) {
+    for (const storage::Row& row : found) {
+      cache.Install(token, entity, storage::KeyText(row[entity.primary_key]),
+                    std::make_shared<const std::vector<storage::Row>>(
+                        std::vector<storage::Row>{row}));
+    }
+  }
+}
+
+std::shared_ptr<LoadTicket> Loader::Submit(LoadRequest request,
+                                           LoadCallback done) {
   const size_t key_count = request.keys.size();
-  stats_.RecordRequest(key_count);
   auto ticket =
       std::make_shared<LoadTicket>(std::move(request), std::move(done));
   if (key_count == 0) {
@@ -265,7 +347,10 @@ void Loader::RunBatch(KeyQueue& queue, BatchExecutor::FetchFn fetch) {
     ++queue.inflight;
     MaybeSchedule(queue);  // a backlog beyond this batch may start another
   }
+  const bool fills = Fills(queue.entity);
   while (true) {
+    // Captured before the statement is sent (the fill protocol).
+    const FillToken token = fills ? options_.cache->BeginFill() : FillToken{};
     absl::StatusOr<storage::KeyedRows> fetched =
         fetch(*queue.entity, queue.key_column, batch.keys, batch.deadline);
     stats_.RecordQuery(batch.keys.size(), !fetched.ok());
@@ -306,6 +391,10 @@ void Loader::RunBatch(KeyQueue& queue, BatchExecutor::FetchFn fetch) {
       // Complete tickets are no longer touched by the queue: read unlocked.
       std::move(ticket->done)(Assemble(*ticket));
     }
+    // After the answers: a miss is not made to wait for the copies.
+    if (fills && rows != nullptr) {
+      FillCache(*queue.entity, queue.key_column, batch.keys, *rows, token);
+    }
     storage::MutexLock lock(&queue.mu);
     --queue.inflight;
     // This connection is free again: send what gathered from here, without
@@ -338,10 +427,16 @@ void Loader::RunUnmerged(std::shared_ptr<LoadTicket> ticket,
   for (const std::string& key : ticket->request.keys) {
     if (seen.insert(key).second) keys.push_back(key);
   }
+  const bool fills = Fills(ticket->request.entity);
+  const FillToken token = fills ? options_.cache->BeginFill() : FillToken{};
   absl::StatusOr<storage::KeyedRows> fetched =
       fetch(*ticket->request.entity, ticket->request.key_column, keys,
             ticket->request.deadline);
   stats_.RecordQuery(keys.size(), !fetched.ok());
+  if (fills && fetched.ok()) {
+    FillCache(*ticket->request.entity, ticket->request.key_column, keys,
+              *fetched, token);
+  }
   if (!ticket->Claim()) return;
   if (!fetched.ok()) {
     std::move(ticket->done)(fetched.status());

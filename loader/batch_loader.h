@@ -10,8 +10,15 @@
 // spread evenly over free connections instead of waiting. max_wait > 0
 // trades latency for larger batches.
 //
-// Keys are deduplicated within a batch only: every answer comes from a query
-// that started after the lookup arrived (no cross-request cache).
+// Keys are deduplicated within a batch only. Without a RowCache every answer
+// comes from a query that started after the lookup arrived. With one
+// (Options::cache), primary-key lookups of its entities are answered from it
+// where it can vouch for the rows: a lookup all of whose keys are cached is
+// answered inline, on the calling thread, with no hand-off to the executor;
+// a partly cached one sends only its other keys through the batches. Every
+// batch of a cached entity fills the cache under its fill protocol (see
+// loader/row_cache.h): primary-key batches with their rows and missing
+// keys, other key columns with the rows they found (by primary key).
 //
 // Thread-safe. Load() and Cancel() never block. The loader must outlive every
 // task it gave its BatchExecutor (shut the executor down first).
@@ -41,6 +48,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "loader/loader_stats.h"
+#include "loader/row_cache.h"
 #include "storage/catalog.h"
 #include "storage/mutex.h"
 #include "storage/table_ops.h"
@@ -90,6 +98,8 @@ struct LoadResult {
   std::vector<const std::vector<storage::Row>*> rows_per_key;
   // Keeps the rows pointed to alive; batches are shared among callers.
   std::vector<std::shared_ptr<const storage::KeyedRows>> batches;
+  // Keeps rows answered from the RowCache alive.
+  std::vector<CachedRows> cached;
 };
 
 using LoadCallback = absl::AnyInvocable<void(absl::StatusOr<LoadResult>) &&>;
@@ -108,7 +118,9 @@ class Loader {
     // at least parallel_min_keys keys: small batches are better gathered
     // behind the query in flight, large ones better spread over connections.
     int max_inflight_per_queue = 1;
-    size_t parallel_min_keys = 64;
+    // 256: one-key calls, up to a few hundred in flight, gather (fewer
+    // queries, measured in `make bench`); backlogs of 100-key calls spread.
+    size_t parallel_min_keys = 256;
     // Upper bound for queries in flight per queue (the pool's size).
     int max_parallel_split = 4;
     // Hold a batch this long for more keys (0: send at once).
@@ -116,6 +128,8 @@ class Loader {
     // Keys waiting to be sent, over all queues; beyond it Load answers
     // RESOURCE_EXHAUSTED at once.
     size_t max_pending_keys = 100000;
+    // Not owned; null: no cache. Must outlive the loader.
+    RowCache* cache = nullptr;
   };
 
   Loader(Options options, BatchExecutor& executor);
@@ -124,8 +138,10 @@ class Loader {
   Loader& operator=(const Loader&) = delete;
 
   // Starts a lookup. `done` runs exactly once: on a database worker with the
-  // rows (or the batch's error), inside Cancel(), or inline with
-  // RESOURCE_EXHAUSTED when too many keys are pending. Never blocks.
+  // rows (or the batch's error), inside Cancel(), inline with
+  // RESOURCE_EXHAUSTED when too many keys are pending, or inline with the
+  // rows when the cache holds every key (the ticket is null then: there is
+  // nothing to cancel). Never blocks.
   std::shared_ptr<LoadTicket> Load(LoadRequest request, LoadCallback done);
 
   // Answers the lookup with `status` now unless it has been answered already,
@@ -155,6 +171,18 @@ class Loader {
   struct Batch;
 
   KeyQueue& QueueFor(const storage::Entity* entity, int key_column);
+  // Load() past the cache: every key goes to the database.
+  std::shared_ptr<LoadTicket> Submit(LoadRequest request, LoadCallback done);
+  // Answers what the cache holds; submits the rest.
+  std::shared_ptr<LoadTicket> LoadThroughCache(LoadRequest request,
+                                               LoadCallback done);
+  // Whether batches of this queue fill the cache.
+  bool Fills(const storage::Entity* entity) const {
+    return options_.cache != nullptr && options_.cache->Caches(entity);
+  }
+  void FillCache(const storage::Entity& entity, int key_column,
+                 const std::vector<std::string>& keys,
+                 const storage::KeyedRows& rows, const FillToken& token);
   void MaybeSchedule(KeyQueue& queue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue.mu);
   void TakeBatch(KeyQueue& queue, Batch& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue.mu);

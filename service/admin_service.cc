@@ -1,5 +1,11 @@
 #include "service/admin_service.h"
 
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "service/proto_convert.h"
+
 namespace rowgate::service {
 
 grpc::ServerUnaryReactor* AdminServiceImpl::GetLoaderStats(
@@ -19,6 +25,92 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetLoaderStats(
     }
     response->set_dispatch_wait_micros_total(s.dispatch_wait_micros_total);
     response->set_dispatch_wait_micros_max(s.dispatch_wait_micros_max);
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+absl::Status AdminServiceImpl::Clear(const v1::ClearCacheRequest& request) {
+  if (cache_.cache == nullptr) {
+    return absl::FailedPreconditionError(
+        "rowgate runs without a row cache (--cache_entities is empty, or the "
+        "change feed could not start; see the start-up log)");
+  }
+  if (request.entity().empty()) {
+    if (request.keys_size() > 0) {
+      return absl::InvalidArgumentError(
+          "ClearCache has keys but no entity: name the entity they belong to");
+    }
+    cache_.cache->ClearAll();
+    return absl::OkStatus();
+  }
+  absl::StatusOr<const storage::Entity*> entity =
+      FindEntity(*cache_.catalog, request.entity());
+  if (!entity.ok()) return entity.status();
+  if (!cache_.cache->Caches(*entity)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "entity ", (*entity)->name, " is not cached (see --cache_entities)"));
+  }
+  if (request.keys_size() == 0) {
+    cache_.cache->ClearEntity(**entity);
+    return absl::OkStatus();
+  }
+  const storage::Column& key = (*entity)->key();
+  std::vector<std::string> keys;
+  keys.reserve(request.keys_size());
+  for (int i = 0; i < request.keys_size(); ++i) {
+    absl::StatusOr<storage::Value> value =
+        ValueFromProto(request.keys(i), key.name, cache_.max_value_bytes);
+    absl::StatusOr<std::string> canonical =
+        value.ok() ? storage::CanonicalKey(key.name, key.type, *value)
+                   : absl::StatusOr<std::string>(value.status());
+    if (!canonical.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("key ", i, " of entity ", (*entity)->name, ": ",
+                       canonical.status().message()));
+    }
+    keys.push_back(std::move(*canonical));
+  }
+  cache_.cache->Invalidate(**entity, keys);
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ClearCache(
+    grpc::CallbackServerContext* context, const v1::ClearCacheRequest* request,
+    v1::ClearCacheResponse* response) {
+  const absl::Status status = Clear(*request);
+  if (status.ok()) response->set_entries(cache_.cache->Stats().entries);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::GetCacheStats(
+    grpc::CallbackServerContext* context, const v1::GetCacheStatsRequest*,
+    v1::CacheStats* response) {
+  if (cache_.cache != nullptr) {
+    const loader::RowCacheStats s = cache_.cache->Stats();
+    response->set_enabled(true);
+    response->set_live(s.live);
+    for (const storage::Entity& e : cache_.catalog->entities()) {
+      if (cache_.cache->Caches(&e)) response->add_entities(e.name);
+    }
+    response->set_hits(s.hits);
+    response->set_misses(s.misses);
+    response->set_evictions(s.evictions);
+    response->set_invalidations(s.invalidations);
+    response->set_bytes(s.bytes);
+    response->set_max_bytes(s.max_bytes);
+    response->set_entries(s.entries);
+    response->set_refused_installs(s.refused_installs);
+    response->set_applied_lsn(s.applied_lsn);
+    response->set_interruptions(s.interruptions);
+    if (cache_.lag) {
+      const ReplicationLag lag = cache_.lag();
+      response->set_replication_lag_bytes(lag.bytes);
+      response->set_replication_lag_seconds(absl::ToDoubleSeconds(lag.time));
+    }
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);

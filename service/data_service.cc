@@ -7,6 +7,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "loader/write_through.h"
 #include "service/batch_get_reactors.h"
 #include "service/call_context.h"
 #include "service/memory_backend.h"
@@ -50,12 +51,15 @@ std::string DeterministicBytes(const Message& message) {
 // Runs `write(conn)`, which fills `*response`. Without a request_id, just
 // that (single autocommit statements, as fast as ever); with one, through
 // the request log: at most once per id, a retry answered verbatim from the
-// log (see storage/request_log.h). Blocks: for worker lambdas only.
+// log (see storage/request_log.h). `*replayed` says whether the answer
+// came from the log (the write itself ran earlier). Blocks: for worker
+// lambdas only.
 template <typename Request, typename Response, typename Write>
 absl::Status WriteOnce(const storage::RequestLog* log,
                        storage::Connection& conn, absl::string_view method,
-                       const Request& request, Response* response,
-                       Write write) {
+                       const Request& request, Response* response, Write write,
+                       bool* replayed) {
+  *replayed = false;
   if (request.request_id().empty()) return write(conn);
   if (log == nullptr) {
     return absl::FailedPreconditionError(
@@ -70,12 +74,29 @@ absl::Status WriteOnce(const storage::RequestLog* log,
                  return DeterministicBytes(*response);
                });
   if (!outcome.ok()) return outcome.status();
+  *replayed = outcome->replayed;
   if (outcome->replayed && !response->ParseFromString(outcome->response)) {
     return absl::InternalError(
         absl::StrCat("the stored answer for request_id of this ", method,
                      " does not parse"));
   }
   return absl::OkStatus();
+}
+
+// Whether a write that failed with `status` may still have committed (a
+// timeout, a connection lost at commit): its keys are forgotten as if it had.
+bool OutcomeUnknown(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kCancelled:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kDataLoss:
+      return true;
+    default:
+      return false;
+  }
 }
 
 // Parses the raw request into a call and, when it parses, runs `handle`
@@ -137,6 +158,11 @@ absl::StatusOr<PreparedLookup> DataServiceImpl::PrepareLookup(
       ResolveColumns(**entity, request.columns());
   if (!columns.ok()) return columns.status();
   lookup.columns = std::move(*columns);
+  if (!v1::RowFormat_IsValid(request.row_format())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "row_format ", request.row_format(),
+        " is not a RowFormat (ROW_FORMAT_MAP or ROW_FORMAT_LIST)"));
+  }
   if (absl::Status s =
           CheckRequestSize("BatchGet asks", request.keys_size(), "keys");
       !s.ok()) {
@@ -164,6 +190,13 @@ void DataServiceImpl::FillResponse(const PreparedLookup& lookup,
                                    const v1::BatchGetRequest& request,
                                    const loader::LoadResult& result,
                                    v1::BatchGetResponse* response) const {
+  const bool as_list = request.row_format() == v1::ROW_FORMAT_LIST;
+  if (as_list) {
+    response->mutable_columns()->Reserve(lookup.columns.size());
+    for (int c : lookup.columns) {
+      response->add_columns(lookup.entity->columns[c].name);
+    }
+  }
   response->mutable_results()->Reserve(request.keys_size());
   for (int i = 0; i < request.keys_size(); ++i) {
     v1::KeyResult* out = response->add_results();
@@ -172,7 +205,11 @@ void DataServiceImpl::FillResponse(const PreparedLookup& lookup,
     out->set_found(rows != nullptr && !rows->empty());
     if (rows == nullptr) continue;
     for (const storage::Row& row : *rows) {
-      RowToProto(*lookup.entity, row, lookup.columns, out->add_rows());
+      if (as_list) {
+        RowToValueList(row, lookup.columns, out->add_value_rows());
+      } else {
+        RowToProto(*lookup.entity, row, lookup.columns, out->add_rows());
+      }
     }
   }
 }
@@ -247,26 +284,41 @@ void DataServiceImpl::HandleInsert(
       !s.ok()) {
     return call->Reply(s);
   }
-  RunOnWorker(*pool_, context, call,
-              [log = options_.request_log, entity = *entity,
-               rows = std::move(rows), conflict = std::move(*conflict), request,
-               response](storage::Connection& conn) -> absl::Status {
-                return WriteOnce(
-                    log, conn, "Insert", *request, response,
-                    [&](storage::Connection& c) -> absl::Status {
-                      if (conflict.has_value()) {
-                        return RunUpsert(c, *entity, rows, *conflict, response);
-                      }
-                      absl::StatusOr<std::vector<storage::Row>> stored =
-                          storage::InsertRows(c, *entity, rows);
-                      if (!stored.ok()) return stored.status();
-                      const std::vector<int> all = AllColumns(*entity);
-                      for (const storage::Row& row : *stored) {
-                        RowToProto(*entity, row, all, response->add_rows());
-                      }
-                      return absl::OkStatus();
-                    });
-              });
+  RunOnWorker(
+      *pool_, context, call,
+      [log = options_.request_log, cache = options_.cache, entity = *entity,
+       rows = std::move(rows), conflict = std::move(*conflict), request,
+       response](storage::Connection& conn) -> absl::Status {
+        // Before the statement: the cache's fill token
+        // (read-your-writes).
+        loader::WriteThrough through(cache, *entity);
+        std::vector<storage::Row> written;
+        bool replayed;
+        absl::Status status = WriteOnce(
+            log, conn, "Insert", *request, response,
+            [&](storage::Connection& c) -> absl::Status {
+              if (conflict.has_value()) {
+                return RunUpsert(c, *entity, rows, *conflict, response,
+                                 &written);
+              }
+              absl::StatusOr<std::vector<storage::Row>> stored =
+                  storage::InsertRows(c, *entity, rows);
+              if (!stored.ok()) return stored.status();
+              const std::vector<int> all = AllColumns(*entity);
+              for (const storage::Row& row : *stored) {
+                RowToProto(*entity, row, all, response->add_rows());
+              }
+              written = std::move(*stored);
+              return absl::OkStatus();
+            },
+            &replayed);
+        if (status.ok() && !replayed) {
+          through.Written(written);
+        } else {
+          through.Forget(rows, OutcomeUnknown(status));
+        }
+        return status;
+      });
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::Update(
@@ -298,19 +350,30 @@ void DataServiceImpl::HandleUpdate(
     return call->Reply(s);
   }
   RunOnWorker(*pool_, context, call,
-              [log = options_.request_log, entity = *entity,
-               values = std::move(*values), request,
+              [log = options_.request_log, cache = options_.cache,
+               entity = *entity, values = std::move(*values), request,
                response](storage::Connection& conn) -> absl::Status {
-                return WriteOnce(log, conn, "Update", *request, response,
-                                 [&](storage::Connection& c) -> absl::Status {
-                                   absl::StatusOr<storage::Row> row =
-                                       storage::UpdateRow(c, *entity, values);
-                                   if (!row.ok()) return row.status();
-                                   RowToProto(*entity, *row,
-                                              AllColumns(*entity),
-                                              response->mutable_row());
-                                   return absl::OkStatus();
-                                 });
+                loader::WriteThrough through(cache, *entity);
+                std::vector<storage::Row> written;
+                bool replayed;
+                absl::Status status = WriteOnce(
+                    log, conn, "Update", *request, response,
+                    [&](storage::Connection& c) -> absl::Status {
+                      absl::StatusOr<storage::Row> row =
+                          storage::UpdateRow(c, *entity, values);
+                      if (!row.ok()) return row.status();
+                      RowToProto(*entity, *row, AllColumns(*entity),
+                                 response->mutable_row());
+                      written = {std::move(*row)};
+                      return absl::OkStatus();
+                    },
+                    &replayed);
+                if (status.ok() && !replayed) {
+                  through.Written(written);
+                } else {
+                  through.Forget({values}, OutcomeUnknown(status));
+                }
+                return status;
               });
 }
 
@@ -360,22 +423,40 @@ void DataServiceImpl::HandleDelete(
       !s.ok()) {
     return call->Reply(s);
   }
-  RunOnWorker(
-      *pool_, context, call,
-      [log = options_.request_log, entity = *entity, keys = std::move(keys),
-       expected, request, response](storage::Connection& conn) -> absl::Status {
-        return WriteOnce(log, conn, "Delete", *request, response,
-                         [&](storage::Connection& c) -> absl::Status {
-                           absl::StatusOr<std::vector<bool>> deleted =
-                               storage::DeleteRows(c, *entity, keys, expected);
-                           if (!deleted.ok()) return deleted.status();
-                           for (size_t i = 0; i < deleted->size(); ++i) {
-                             if ((*deleted)[i])
-                               *response->add_deleted_keys() = request->keys(i);
-                           }
-                           return absl::OkStatus();
-                         });
-      });
+  RunOnWorker(*pool_, context, call,
+              [log = options_.request_log, cache = options_.cache,
+               entity = *entity, keys = std::move(keys), expected, request,
+               response](storage::Connection& conn) -> absl::Status {
+                loader::WriteThrough through(cache, *entity);
+                std::vector<storage::Value> gone, kept;
+                bool replayed;
+                absl::Status status = WriteOnce(
+                    log, conn, "Delete", *request, response,
+                    [&](storage::Connection& c) -> absl::Status {
+                      absl::StatusOr<std::vector<bool>> deleted =
+                          storage::DeleteRows(c, *entity, keys, expected);
+                      if (!deleted.ok()) return deleted.status();
+                      gone.clear();
+                      kept.clear();
+                      for (size_t i = 0; i < deleted->size(); ++i) {
+                        if ((*deleted)[i]) {
+                          *response->add_deleted_keys() = request->keys(i);
+                          gone.push_back(keys[i]);
+                        } else {
+                          kept.push_back(keys[i]);
+                        }
+                      }
+                      return absl::OkStatus();
+                    },
+                    &replayed);
+                if (status.ok() && !replayed) {
+                  through.Deleted(gone);
+                  through.Forget(kept);
+                } else {
+                  through.Forget(keys);
+                }
+                return status;
+              });
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::Page(
@@ -499,14 +580,17 @@ void DataServiceImpl::HandlePage(
   }
   RunOnWorker(*pool_, context, call,
               [entity = *entity, query = std::move(query),
-               columns = std::move(*columns),
+               columns = std::move(*columns), cache = options_.cache,
                response](storage::Connection& conn) -> absl::Status {
+                // Page's rows prime the cache, under the fill protocol.
+                loader::WriteThrough through(cache, *entity);
                 absl::StatusOr<storage::PageResult> page =
                     storage::FetchPage(conn, *entity, query);
                 if (!page.ok()) return page.status();
                 for (const storage::Row& row : page->rows) {
                   RowToProto(*entity, row, columns, response->add_rows());
                 }
+                through.Read(page->rows);
                 response->set_next_page_token(std::move(page->next_page_token));
                 return absl::OkStatus();
               });

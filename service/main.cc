@@ -15,6 +15,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "service/log.h"
@@ -57,7 +59,7 @@ ABSL_FLAG(int, loader_max_keys_per_query, 1000,
 ABSL_FLAG(int, loader_max_inflight_queries, 1,
           "Lookup queries in flight per table and key column before new keys "
           "gather for the next one.");
-ABSL_FLAG(int, loader_parallel_min_keys, 64,
+ABSL_FLAG(int, loader_parallel_min_keys, 256,
           "While a lookup query is in flight, a backlog of at least this many "
           "keys starts another query on a free connection instead of "
           "waiting.");
@@ -126,6 +128,16 @@ ABSL_FLAG(int, max_connection_age_grace_s, 30,
 ABSL_FLAG(int, malloc_trim_interval_s, 5,
           "Every this many seconds, hand memory freed since back to the "
           "system (glibc malloc_trim); 0: never.");
+ABSL_FLAG(std::string, cache_entities, "",
+          "Entities whose primary-key lookups are answered from a shared row "
+          "cache kept coherent by logical replication, comma-separated, or "
+          "* for all; empty: no cache (README \"Row cache\").");
+ABSL_FLAG(int64_t, cache_max_bytes, int64_t{64} << 20,
+          "Memory the row cache may hold; least recently used rows are "
+          "evicted beyond it.");
+ABSL_FLAG(int, cache_max_lag_ms, 5000,
+          "While the change feed is this far behind PostgreSQL, the row "
+          "cache answers nothing (every lookup goes to PostgreSQL).");
 ABSL_FLAG(bool, bench_memory_backend, false,
           "Benchmark only: answer BatchGet on `users` from memory, with no "
           "database (the gRPC ceiling).");
@@ -277,7 +289,24 @@ int main(int argc, char** argv) {
   RequireRange("malloc_trim_interval_s",
                absl::GetFlag(FLAGS_malloc_trim_interval_s), 0, 3600);
 
+  RequireRange("cache_max_lag_ms", absl::GetFlag(FLAGS_cache_max_lag_ms), 10,
+               3600000);
+  const int64_t cache_max_bytes = absl::GetFlag(FLAGS_cache_max_bytes);
+  if (cache_max_bytes < (int64_t{1} << 20) ||
+      cache_max_bytes > (int64_t{1} << 40)) {
+    Fail(absl::StrCat("--cache_max_bytes must be between 1 MiB and 1 TiB (got ",
+                      cache_max_bytes, ")"));
+  }
+
   rowgate::service::ServerOptions options;
+  options.cache.entities = absl::StrSplit(absl::GetFlag(FLAGS_cache_entities),
+                                          ',', absl::SkipWhitespace());
+  for (std::string& name : options.cache.entities) {
+    name = std::string(absl::StripAsciiWhitespace(name));
+  }
+  options.cache.max_bytes = static_cast<size_t>(cache_max_bytes);
+  options.cache.max_lag =
+      absl::Milliseconds(absl::GetFlag(FLAGS_cache_max_lag_ms));
   options.listen = absl::GetFlag(FLAGS_listen);
   options.database_url = absl::GetFlag(FLAGS_database_url);
   options.schema = absl::GetFlag(FLAGS_schema);
@@ -355,7 +384,8 @@ int main(int argc, char** argv) {
         absl::StrCat(absl::GetFlag(FLAGS_loader_max_wait_us))},
        {"max_concurrent_streams",
         absl::StrCat(options.transport.max_concurrent_streams)},
-       {"memory_backend", options.data.memory_backend ? "true" : "false"}});
+       {"memory_backend", options.data.memory_backend ? "true" : "false"},
+       {"cache_entities", absl::GetFlag(FLAGS_cache_entities)}});
 
   // Signals are taken synchronously by this thread (sigwait), so no handler
   // runs in an arbitrary thread; every thread started below inherits the mask.

@@ -180,6 +180,13 @@ void RowToProto(const storage::Entity& entity, const storage::Row& row,
   }
 }
 
+void RowToValueList(const storage::Row& row, const std::vector<int>& columns,
+                    v1::ValueRow* out) {
+  auto* values = out->mutable_values();
+  values->Reserve(columns.size());
+  for (int c : columns) ValueToProto(row[c], values->Add());
+}
+
 void DescribeEntity(const storage::Entity& entity, v1::EntityDescription* out) {
   out->set_name(entity.name);
   out->set_primary_key(entity.key().name);

@@ -62,6 +62,9 @@ absl::StatusOr<storage::ColumnValues> RowFromProto(
     const storage::Entity& entity, const v1::Row& row,
     size_t max_value_bytes = std::numeric_limits<size_t>::max());
 
+// Appends the values of `columns` of `row`, in that order (ROW_FORMAT_LIST).
+void RowToValueList(const storage::Row& row, const std::vector<int>& columns,
+                    v1::ValueRow* out);
 // Writes the `columns` of `row` into `out`.
 void RowToProto(const storage::Entity& entity, const storage::Row& row,
                 const std::vector<int>& columns, v1::Row* out);

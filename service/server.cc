@@ -133,6 +133,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
         std::make_unique<loader::PoolBatchExecutor>(*server->pool_);
     // A backlog may be spread over every connection of the pool.
     options.loader.max_parallel_split = server->pool_->size();
+    if (absl::Status s = server->StartCache(options); !s.ok()) return s;
+    options.loader.cache = server->row_cache_.get();
+    options.data.cache = server->row_cache_.get();
     server->loader_ =
         std::make_unique<loader::Loader>(options.loader, *server->executor_);
   }
@@ -170,8 +173,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   server->data_service_ = std::make_unique<DataServiceImpl>(
       options.data, server->live_catalog_, server->loader_.get(),
       server->pool_.get());
-  server->admin_service_ =
-      std::make_unique<AdminServiceImpl>(server->loader_.get());
+  server->admin_service_ = std::make_unique<AdminServiceImpl>(
+      server->loader_.get(),
+      CacheAdmin{.cache = server->row_cache_.get(),
+                 .catalog = server->catalog_,
+                 .max_value_bytes = options.data.max_value_bytes,
+                 .lag = server->CacheLagReader()});
   server->reflection_ = std::make_unique<ReflectionServices>();
   server->reflection_->SetServiceNames(
       {"rowgate.v1.DataService", "rowgate.v1.AdminService",
@@ -263,6 +270,77 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   return server;
 }
 
+absl::Status Server::StartCache(const ServerOptions& options) {
+  const CacheOptions& c = options.cache;
+  if (c.entities.empty()) return absl::OkStatus();
+  const bool all = c.entities.size() == 1 && c.entities[0] == "*";
+  std::vector<const storage::Entity*> chosen;
+  if (all) {
+    for (const storage::Entity& e : catalog_->entities()) chosen.push_back(&e);
+  } else {
+    for (const std::string& name : c.entities) {
+      const storage::Entity* e = catalog_->Find(name);
+      if (e == nullptr) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--cache_entities names \"", storage::Abbreviate(name),
+            "\", which is not an entity of schema \"", options.schema, "\""));
+      }
+      chosen.push_back(e);
+    }
+  }
+  auto cache = std::make_unique<loader::RowCache>(
+      loader::RowCache::Options{.max_bytes = c.max_bytes});
+  std::vector<std::string> names;
+  for (const storage::Entity* e : chosen) {
+    // Only single-column keys a lookup can use are cached.
+    if (e->primary_key < 0 || !storage::IsKeyType(e->key().type)) {
+      Log(LogLevel::kWarning,
+          "entity not cached: its primary key cannot be "
+          "looked up by BatchGet",
+          {{"entity", e->name}});
+      continue;
+    }
+    cache->Enable(e);
+    names.push_back(e->name);
+  }
+  if (names.empty()) {
+    Log(LogLevel::kWarning, "row cache off: no cacheable entity");
+    return absl::OkStatus();
+  }
+  storage::ChangeFeed::Options feed_options;
+  feed_options.database_url = options.database_url;
+  feed_options.entities = names;
+  feed_options.max_lag = c.max_lag;
+  feed_options.timeouts = options.db_timeouts;
+  absl::StatusOr<std::unique_ptr<storage::ChangeFeed>> feed =
+      storage::ChangeFeed::Create(feed_options, catalog_, cache.get());
+  if (!feed.ok()) {
+    // Without the feed the cache could not vouch for anything.
+    Log(LogLevel::kWarning,
+        "row cache off: PostgreSQL's logical replication is not available to "
+        "rowgate; every lookup goes to PostgreSQL (README \"Row cache\")",
+        {{"error", std::string(feed.status().message())}});
+    return absl::OkStatus();
+  }
+  row_cache_ = std::move(cache);
+  change_feed_ = std::move(*feed);
+  change_feed_->Start();
+  Log(LogLevel::kInfo, "row cache on",
+      {{"entities", absl::StrJoin(names, ",")},
+       {"max_bytes", absl::StrCat(c.max_bytes)},
+       {"max_lag_ms", absl::StrCat(absl::ToInt64Milliseconds(c.max_lag))}});
+  return absl::OkStatus();
+}
+
+std::function<ReplicationLag()> Server::CacheLagReader() const {
+  if (change_feed_ == nullptr) return nullptr;
+  const storage::ChangeFeed* feed = change_feed_.get();
+  return [feed] {
+    const storage::ChangeFeedStats s = feed->Stats();
+    return ReplicationLag{.bytes = s.lag_bytes, .time = s.lag};
+  };
+}
+
 loader::LoaderStatsSnapshot Server::LoaderStats() const {
   return loader_ ? loader_->Stats() : loader::LoaderStatsSnapshot{};
 }
@@ -349,6 +427,45 @@ std::string Server::RenderMetrics() const {
         absl::StatusCodeToString(static_cast<absl::StatusCode>(code)), "\"} ",
         errors[code], "\n");
   }
+  if (row_cache_) {
+    const loader::RowCacheStats c = row_cache_->Stats();
+    counter("rowgate_cache_hits_total",
+            "Primary-key lookups answered from the row cache.", c.hits);
+    counter("rowgate_cache_misses_total",
+            "Primary-key lookups of cached entities sent to PostgreSQL.",
+            c.misses);
+    counter("rowgate_cache_evictions_total",
+            "Entries evicted to stay within --cache_max_bytes.", c.evictions);
+    counter("rowgate_cache_invalidations_total",
+            "Entries forgotten: changes from the feed, writes, clears.",
+            c.invalidations);
+    counter("rowgate_cache_refused_fills_total",
+            "Fetched rows not cached because an invalidation raced them.",
+            c.refused_installs);
+    counter("rowgate_cache_interruptions_total",
+            "Times the change feed stopped vouching for the cache.",
+            c.interruptions);
+    gauge("rowgate_cache_bytes", "Bytes the row cache holds (accounted).",
+          c.bytes);
+    gauge("rowgate_cache_max_bytes", "--cache_max_bytes.", c.max_bytes);
+    gauge("rowgate_cache_entries", "Rows and known-missing keys cached.",
+          c.entries);
+    gauge("rowgate_cache_live",
+          "1 while the change feed vouches for the cache (it answers).",
+          c.live ? 1 : 0);
+    gauge("rowgate_cache_applied_lsn",
+          "WAL position of the latest change applied to the cache.",
+          static_cast<double>(c.applied_lsn));
+    if (std::function<ReplicationLag()> lag = CacheLagReader()) {
+      const ReplicationLag l = lag();
+      gauge("rowgate_cache_replication_lag_bytes",
+            "WAL the change feed has yet to read.",
+            static_cast<double>(l.bytes));
+      gauge("rowgate_cache_replication_lag_seconds",
+            "Age of the oldest change position the feed has not reached.",
+            absl::ToDoubleSeconds(l.time));
+    }
+  }
   int serving;
   {
     std::lock_guard<std::mutex> lock(health_mu_);
@@ -404,6 +521,8 @@ void Server::Shutdown(absl::Duration grace) {
   if (pool_) pool_->Shutdown(done_by);
   storage::SetSchemaErrorHook(nullptr);
   if (health_thread_.joinable()) health_thread_.join();
+  // Its slot goes with its connection: nothing left behind on the server.
+  if (change_feed_) change_feed_->Stop();
   request_log_purger_.reset();
   if (loader_) {
     Log(LogLevel::kInfo, "loader stats",

@@ -32,6 +32,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -42,6 +43,7 @@
 #include "service/metrics.h"
 #include "service/reflection_service.h"
 #include "storage/catalog.h"
+#include "storage/change_feed.h"
 #include "storage/conninfo.h"
 #include "storage/request_log.h"
 #include "storage/worker_pool.h"
@@ -83,6 +85,17 @@ struct TransportOptions {
   absl::Duration max_connection_age_grace = absl::Seconds(30);
 };
 
+// The row cache (README "Row cache"): which entities, how much memory, and
+// the change feed that keeps it coherent.
+struct CacheOptions {
+  // Entity names, or {"*"} for every entity; empty: no cache.
+  std::vector<std::string> entities;
+  size_t max_bytes = 64 << 20;
+  // The feed stops vouching for the cache (every lookup goes to PostgreSQL)
+  // while it is this far behind.
+  absl::Duration max_lag = absl::Seconds(5);
+};
+
 struct ServerOptions {
   // host:port for the Prometheus endpoint (/metrics); empty: off.
   std::string metrics_listen;
@@ -108,6 +121,7 @@ struct ServerOptions {
   int cq_threads = 1;
   loader::Loader::Options loader;
   TransportOptions transport;
+  CacheOptions cache;
 };
 
 class Server {
@@ -123,6 +137,8 @@ class Server {
   // The metrics HTTP port, 0 when metrics are off.
   int metrics_port() const { return metrics_http_ ? metrics_http_->port() : 0; }
   loader::LoaderStatsSnapshot LoaderStats() const;
+  // Null when rowgate runs without a cache.
+  const loader::RowCache* row_cache() const { return row_cache_.get(); }
 
   // Stops taking calls, lets calls in flight finish within `grace` (then
   // cancels them), and drains the database workers. Blocks: up to `grace`
@@ -135,6 +151,12 @@ class Server {
   void HealthLoop(std::string database_url, absl::Duration interval,
                   storage::DatabaseTimeouts timeouts);
   void SetServing(bool serving);
+  // Builds the row cache and its change feed per options.cache; on a
+  // database that cannot feed it, logs why and leaves the cache off.
+  // INVALID_ARGUMENT for an unknown entity in --cache_entities.
+  absl::Status StartCache(const ServerOptions& options);
+  // Reads the change feed's lag (empty without a feed).
+  std::function<ReplicationLag()> CacheLagReader() const;
   // Everything /metrics shows, in the Prometheus text format.
   std::string RenderMetrics() const;
 
@@ -146,6 +168,10 @@ class Server {
   std::shared_ptr<storage::LiveCatalog> live_catalog_;
   std::unique_ptr<storage::RequestLog> request_log_;
   std::unique_ptr<storage::RequestLogPurger> request_log_purger_;
+  // The feed calls the cache from its own thread: it goes (is stopped)
+  // before the cache, and both outlive the loader and the services.
+  std::unique_ptr<loader::RowCache> row_cache_;
+  std::unique_ptr<storage::ChangeFeed> change_feed_;
   std::unique_ptr<loader::PoolBatchExecutor> executor_;
   std::unique_ptr<loader::Loader> loader_;
   std::unique_ptr<DataServiceImpl> data_service_;

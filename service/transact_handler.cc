@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "loader/write_through.h"
 #include "service/data_service.h"
 #include "service/proto_convert.h"
 #include "service/worker_call.h"
@@ -45,6 +46,76 @@ absl::Status AtOperation(int index, const v1::Operation& op,
                       absl::StrCat("operation ", index, " (", Describe(op),
                                    "): ", status.message()));
 }
+
+// Whether a failed transaction may have committed (as data_service.cc's).
+bool OutcomeUnknown(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kCancelled:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kDataLoss:
+      return true;
+    default:
+      return false;
+  }
+}
+
+const std::string& EntityName(const v1::Operation& op) {
+  switch (op.kind_case()) {
+    case v1::Operation::kInsert:
+      return op.insert().entity();
+    case v1::Operation::kUpdate:
+      return op.update().entity();
+    default:
+      return op.delete_().entity();
+  }
+}
+
+// Keeps the row cache coherent with one transaction: a WriteThrough per
+// operation, made before BEGIN (so each captures its fill token before any
+// statement), told after COMMIT what the operations changed.
+class TransactionThrough {
+ public:
+  TransactionThrough(loader::RowCache* cache, const storage::Catalog& catalog,
+                     const v1::TransactRequest& request)
+      : touched_(request.operations_size()) {
+    for (const v1::Operation& op : request.operations()) {
+      const storage::Entity* entity = catalog.Find(EntityName(op));
+      entities_.push_back(entity);
+      throughs_.push_back(
+          entity == nullptr
+              ? nullptr
+              : std::make_unique<loader::WriteThrough>(cache, *entity));
+    }
+  }
+  Touched* touched(int op) { return &touched_[op]; }
+
+  void Done(const absl::Status& status, bool replayed) {
+    const bool committed = status.ok() && !replayed;
+    const bool unknown = !status.ok() && OutcomeUnknown(status);
+    for (size_t i = 0; i < throughs_.size(); ++i) {
+      if (throughs_[i] == nullptr) continue;
+      const Touched& t = touched_[i];
+      if (committed) {
+        throughs_[i]->Written(t.written);
+        throughs_[i]->Deleted(t.deleted);
+      } else if (unknown) {
+        std::vector<storage::Value> keys = t.deleted;
+        for (const storage::Row& row : t.written) {
+          keys.push_back(row[entities_[i]->primary_key]);
+        }
+        throughs_[i]->Forget(keys);
+      }
+    }
+  }
+
+ private:
+  std::vector<const storage::Entity*> entities_;
+  std::vector<std::unique_ptr<loader::WriteThrough>> throughs_;
+  std::vector<Touched> touched_;
+};
 
 // Calls `visit(value)` for every Value an operation carries.
 template <typename Visit>
@@ -161,7 +232,8 @@ absl::Status RunOperations(storage::Connection& conn,
                            const storage::Catalog& catalog,
                            const WriteLimits& limits,
                            const v1::TransactRequest& request,
-                           v1::TransactResponse* response) {
+                           v1::TransactResponse* response,
+                           TransactionThrough& through) {
   const storage::BackendGuard guard(conn);
   for (int i = 0; i < request.operations_size(); ++i) {
     v1::Operation op = request.operations(i);
@@ -180,7 +252,8 @@ absl::Status RunOperations(storage::Connection& conn,
           absl::StatusOr<InsertWrite> write =
               InsertFromProto(catalog, op.insert(), limits);
           status = write.ok()
-                       ? RunInsert(conn, *write, result->mutable_insert())
+                       ? RunInsert(conn, *write, result->mutable_insert(),
+                                   through.touched(i))
                        : write.status();
           break;
         }
@@ -188,7 +261,8 @@ absl::Status RunOperations(storage::Connection& conn,
           absl::StatusOr<UpdateWrite> write =
               UpdateFromProto(catalog, op.update(), limits);
           status = write.ok()
-                       ? RunUpdate(conn, *write, result->mutable_update())
+                       ? RunUpdate(conn, *write, result->mutable_update(),
+                                   through.touched(i))
                        : write.status();
           break;
         }
@@ -196,7 +270,8 @@ absl::Status RunOperations(storage::Connection& conn,
           absl::StatusOr<DeleteWrite> write =
               DeleteFromProto(catalog, op.delete_(), limits);
           status = write.ok() ? RunDelete(conn, *write, op.delete_(),
-                                          result->mutable_delete_())
+                                          result->mutable_delete_(),
+                                          through.touched(i))
                               : write.status();
           break;
         }
@@ -234,22 +309,30 @@ void DataServiceImpl::HandleTransact(grpc::CallbackServerContext* context,
   }
   calls::RunOnWorker(
       *pool_, context, call,
-      [log = options_.request_log, catalog = CurrentCatalog(),
+      [log = options_.request_log, cache = options_.cache,
+       catalog = CurrentCatalog(),
        limits =
            WriteLimits{options_.max_keys_per_request, options_.max_value_bytes},
        request, response](storage::Connection& conn) -> absl::Status {
+        TransactionThrough through(cache, *catalog, *request);
         auto body = [&](storage::Connection& c) {
-          return RunOperations(c, *catalog, limits, *request, response);
+          return RunOperations(c, *catalog, limits, *request, response,
+                               through);
         };
+        absl::Status status;
+        bool replayed = false;
         if (request->request_id().empty()) {
-          return storage::RunInTransaction(
+          status = storage::RunInTransaction(
               conn, [&](storage::Connection& c, const storage::BackendGuard&) {
                 return body(c);
               });
+        } else {
+          // The request log's own transaction holds the operations too.
+          status = calls::WriteLogged(log, conn, "Transact", *request, response,
+                                      body, &replayed);
         }
-        // The request log's own transaction holds the operations too.
-        return calls::WriteLogged(log, conn, "Transact", *request, response,
-                                  body);
+        through.Done(status, replayed);
+        return status;
       });
 }
 

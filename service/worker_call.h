@@ -57,12 +57,14 @@ std::string DeterministicBytes(const Message& message) {
 
 // With a request_id: runs `write(conn)` (which fills `*response`) inside the
 // request log's transaction, at most once per id, a retry answered from
-// the log. `request` must have a non-empty request_id.
+// the log (then `*replayed` is set). `request` must have a non-empty
+// request_id.
 template <typename Request, typename Response, typename Write>
 absl::Status WriteLogged(const storage::RequestLog* log,
                          storage::Connection& conn, absl::string_view method,
                          const Request& request, Response* response,
-                         Write write) {
+                         Write write, bool* replayed) {
+  *replayed = false;
   if (log == nullptr) {
     return absl::FailedPreconditionError(
         "request_id is not supported by this server (no request log)");
@@ -76,6 +78,7 @@ absl::Status WriteLogged(const storage::RequestLog* log,
                  return DeterministicBytes(*response);
                });
   if (!outcome.ok()) return outcome.status();
+  *replayed = outcome->replayed;
   if (outcome->replayed && !response->ParseFromString(outcome->response)) {
     return absl::InternalError(
         absl::StrCat("the stored answer for request_id of this ", method,

@@ -69,7 +69,8 @@ absl::StatusOr<std::optional<storage::ConflictSpec>> ConflictFromProto(
 absl::Status RunUpsert(storage::Connection& conn, const storage::Entity& entity,
                        const std::vector<storage::ColumnValues>& rows,
                        const storage::ConflictSpec& conflict,
-                       v1::InsertResponse* response) {
+                       v1::InsertResponse* response,
+                       std::vector<storage::Row>* written) {
   absl::StatusOr<std::vector<storage::UpsertedRow>> stored =
       storage::UpsertRows(conn, entity, rows, conflict);
   if (!stored.ok()) return stored.status();
@@ -78,6 +79,12 @@ absl::Status RunUpsert(storage::Connection& conn, const storage::Entity& entity,
     v1::Row* out = response->add_rows();
     if (!row.row.empty()) RowToProto(entity, row.row, all, out);
     response->add_outcomes(OutcomeToProto(row.outcome));
+    // An unchanged row was only read (maybe in an older snapshot): not a
+    // write for the cache.
+    if (written != nullptr &&
+        row.outcome != storage::UpsertOutcome::kUnchanged) {
+      written->push_back(row.row);
+    }
   }
   return absl::OkStatus();
 }
@@ -156,10 +163,10 @@ absl::StatusOr<DeleteWrite> DeleteFromProto(const storage::Catalog& catalog,
 }
 
 absl::Status RunInsert(storage::Connection& conn, const InsertWrite& write,
-                       v1::InsertResponse* response) {
+                       v1::InsertResponse* response, Touched* touched) {
   if (write.conflict.has_value()) {
-    return RunUpsert(conn, *write.entity, write.rows, *write.conflict,
-                     response);
+    return RunUpsert(conn, *write.entity, write.rows, *write.conflict, response,
+                     &touched->written);
   }
   absl::StatusOr<std::vector<storage::Row>> stored =
       storage::InsertRows(conn, *write.entity, write.rows);
@@ -168,27 +175,32 @@ absl::Status RunInsert(storage::Connection& conn, const InsertWrite& write,
   for (const storage::Row& row : *stored) {
     RowToProto(*write.entity, row, all, response->add_rows());
   }
+  touched->written = std::move(*stored);
   return absl::OkStatus();
 }
 
 absl::Status RunUpdate(storage::Connection& conn, const UpdateWrite& write,
-                       v1::UpdateResponse* response) {
+                       v1::UpdateResponse* response, Touched* touched) {
   absl::StatusOr<storage::Row> row =
       storage::UpdateRow(conn, *write.entity, write.values);
   if (!row.ok()) return row.status();
   RowToProto(*write.entity, *row, AllColumns(*write.entity),
              response->mutable_row());
+  touched->written.push_back(std::move(*row));
   return absl::OkStatus();
 }
 
 absl::Status RunDelete(storage::Connection& conn, const DeleteWrite& write,
                        const v1::DeleteRequest& request,
-                       v1::DeleteResponse* response) {
+                       v1::DeleteResponse* response, Touched* touched) {
   absl::StatusOr<std::vector<bool>> deleted = storage::DeleteRows(
       conn, *write.entity, write.keys, write.expected_version);
   if (!deleted.ok()) return deleted.status();
   for (size_t i = 0; i < deleted->size(); ++i) {
-    if ((*deleted)[i]) *response->add_deleted_keys() = request.keys(i);
+    if ((*deleted)[i]) {
+      *response->add_deleted_keys() = request.keys(i);
+      touched->deleted.push_back(write.keys[i]);
+    }
   }
   return absl::OkStatus();
 }

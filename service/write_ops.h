@@ -38,11 +38,14 @@ struct WriteLimits {
 absl::StatusOr<std::optional<storage::ConflictSpec>> ConflictFromProto(
     const storage::Entity& entity, const v1::InsertRequest& request);
 
-// Runs an upsert and fills `response` (rows and outcomes). Blocks.
+// Runs an upsert and fills `response` (rows and outcomes); the rows it
+// inserted or updated are appended to `*written` (for the row cache) when
+// given. Blocks.
 absl::Status RunUpsert(storage::Connection& conn, const storage::Entity& entity,
                        const std::vector<storage::ColumnValues>& rows,
                        const storage::ConflictSpec& conflict,
-                       v1::InsertResponse* response);
+                       v1::InsertResponse* response,
+                       std::vector<storage::Row>* written = nullptr);
 
 struct InsertWrite {
   const storage::Entity* entity = nullptr;
@@ -71,14 +74,21 @@ absl::StatusOr<DeleteWrite> DeleteFromProto(const storage::Catalog& catalog,
                                             const v1::DeleteRequest& request,
                                             const WriteLimits& limits);
 
-// Run one write, filling the response as the single RPC would. Block.
+// What a write changed, for the row cache: rows as stored, keys deleted.
+struct Touched {
+  std::vector<storage::Row> written;
+  std::vector<storage::Value> deleted;
+};
+
+// Run one write, filling the response as the single RPC would and
+// `*touched` with what it changed. Block.
 absl::Status RunInsert(storage::Connection& conn, const InsertWrite& write,
-                       v1::InsertResponse* response);
+                       v1::InsertResponse* response, Touched* touched);
 absl::Status RunUpdate(storage::Connection& conn, const UpdateWrite& write,
-                       v1::UpdateResponse* response);
+                       v1::UpdateResponse* response, Touched* touched);
 absl::Status RunDelete(storage::Connection& conn, const DeleteWrite& write,
                        const v1::DeleteRequest& request,
-                       v1::DeleteResponse* response);
+                       v1::DeleteResponse* response, Touched* touched);
 
 }  // namespace rowgate::service
 

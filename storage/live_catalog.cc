@@ -85,13 +85,14 @@ void LiveCatalog::RefreshNow(absl::Duration timeout) {
   // wait for one that starts after now.
   const uint64_t wanted = checks_started_ + 1;
   wake_ = true;
+  force_ = true;  // a statement failed on the catalog: reload whatever
   changed_.SignalAll();
   while (!stopping_ && checks_done_ < wanted) {
     if (!changed_.WaitWithDeadline(&mu_, until)) return;
   }
 }
 
-void LiveCatalog::PollOnce(Connection& conn) {
+void LiveCatalog::PollOnce(Connection& conn, bool force) {
   absl::StatusOr<QueryResult> digest =
       conn.Execute(kFingerprintSql, {options_.schema});
   if (!digest.ok() || digest->rows() != 1) {
@@ -102,14 +103,19 @@ void LiveCatalog::PollOnce(Connection& conn) {
     return;
   }
   const std::string fingerprint(digest->text(0, 0));
-  bool first;
   {
     MutexLock lock(&mu_);
-    if (fingerprint == fingerprint_) return;
-    first = fingerprint_.empty();
+    if (fingerprint == fingerprint_ && !force) return;
+    if (fingerprint_.empty() && !force) {
+      // The first check only learns the digest: the catalog served was read
+      // at start, and its Entity pointers stay (the row cache enabled
+      // them). A DDL between that read and this check is seen at the next
+      // change, or when a statement fails on it (RefreshNow forces a
+      // reload).
+      fingerprint_ = fingerprint;
+      return;
+    }
   }
-  // The first check reloads too: the catalog served was read at start,
-  // before the first digest, and a change in between must not be missed.
   absl::StatusOr<std::shared_ptr<const Catalog>> catalog =
       Catalog::Load(conn, options_.schema, options_.version_column);
   if (!catalog.ok()) {
@@ -123,7 +129,6 @@ void LiveCatalog::PollOnce(Connection& conn) {
     fingerprint_ = fingerprint;
     ++generation_;
   }
-  if (first) return;
   InvalidatePreparedStatements();
   if (options_.on_reload) options_.on_reload(**catalog);
 }
@@ -133,8 +138,10 @@ void LiveCatalog::Run() {
   while (!stopping_) {
     const uint64_t check = ++checks_started_;
     wake_ = false;
+    const bool force = force_;
+    force_ = false;
     mu_.Unlock();
-    PollOnce(*conn_);
+    PollOnce(*conn_, force);
     mu_.Lock();
     checks_done_ = check;
     changed_.SignalAll();

@@ -81,7 +81,7 @@ class LiveCatalog {
  private:
   void Run();
   // One check: fingerprint, and a reload when it changed. On the poller.
-  void PollOnce(Connection& conn);
+  void PollOnce(Connection& conn, bool force);
 
   const Options options_;
   const bool live_;
@@ -93,6 +93,7 @@ class LiveCatalog {
   uint64_t checks_started_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t checks_done_ ABSL_GUARDED_BY(mu_) = 0;
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
+  bool force_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   CondVar changed_;
   std::unique_ptr<Connection> conn_;  // the poller's

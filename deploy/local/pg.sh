@@ -12,6 +12,11 @@
 #
 # This instance trades durability for speed (fsync, synchronous_commit and
 # full_page_writes off): a crash of the machine may lose or corrupt data.
+# It runs with wal_level = logical (and room for 10 replication slots and
+# WAL senders) so rowgate's row cache can follow it (storage/change_feed.h),
+# and wal_writer_delay = 10ms so asynchronous commits reach it quickly;
+# a data directory made before that gets the settings on its next start,
+# and a running server without them is restarted.
 # With PG_DURABLE=1 every command acts on a second instance instead, in a
 # data and socket directory of its own, with those settings on (the fault
 # tests crash and restart it and check that no acknowledged write is lost).
@@ -29,6 +34,8 @@ hash=$(printf '%s' "$project" | md5sum | cut -c1-10)
 durable=${PG_DURABLE:-0}
 suffix=; [ "$durable" = 1 ] && suffix=-durable
 sockdir=/tmp/rowgate-pg-$hash$suffix   # short: unix socket paths are limited to 107 bytes
+# The line that opens the logical replication settings in postgresql.conf.
+logical_marker='# rowgate: logical replication for the row cache, v2'
 
 # From / : the caller's working directory (e.g. a 700 mktemp checkout) may be
 # closed to the postgres user, and every path used here is absolute.
@@ -76,7 +83,26 @@ shared_buffers = 256MB
 log_min_messages = warning
 CONF
   fi
-  if as_pg "$pgbin/pg_ctl" -D "$data" status >/dev/null 2>&1; then return 0; fi
+  local restart=0
+  if ! grep -q "^$logical_marker" "$data/postgresql.conf"; then
+    # Later lines of postgresql.conf win over earlier ones.
+    as_pg tee -a "$data/postgresql.conf" >/dev/null <<CONF
+$logical_marker
+wal_level = logical
+max_replication_slots = 10
+max_wal_senders = 10
+# With synchronous_commit off a commit reaches the change feed only once the
+# WAL writer has flushed it: every wal_writer_delay (200ms by default).
+wal_writer_delay = 10ms
+CONF
+    restart=1
+  fi
+  if as_pg "$pgbin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    if [ $restart -eq 1 ] || [ "$(psql_db postgres -tAc 'SHOW wal_level')" != logical ]; then
+      as_pg "$pgbin/pg_ctl" -D "$data" -l "$data/server.log" -m fast -w -t 60 restart >/dev/null
+    fi
+    return 0
+  fi
   as_pg "$pgbin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null
 }
 

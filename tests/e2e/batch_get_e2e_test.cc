@@ -67,6 +67,69 @@ TEST_F(BatchGetTest, AnswersDuplicateKeysInOrder) {
             std::stoll(sql.at(0).at(0)));
 }
 
+// ROW_FORMAT_LIST answers the same rows as the default map format, each as
+// values in the order of the response's columns, projection applied, with
+// one-to-many and missing keys alike; a row_format that is not a RowFormat
+// is INVALID_ARGUMENT naming it.
+TEST_F(BatchGetTest, RowFormatListAnswersTheSameRowsAsValueLists) {
+  for (const std::string& key_column :
+       {std::string(), std::string("grouptype_id")}) {
+    SCOPED_TRACE(key_column.empty() ? "primary key" : key_column);
+    const std::string entity = key_column.empty() ? "users" : "groups";
+    v1::BatchGetRequest request =
+        BatchGetRequest(entity,
+                        key_column.empty() ? Ints({3, kMissingId, 1, 3})
+                                           : Ints({11, kMissingId, 12}),
+                        key_column);
+    v1::BatchGetResponse as_maps;
+    ASSERT_THAT(client().BatchGet(request, &as_maps), IsOk());
+    request.set_row_format(v1::ROW_FORMAT_LIST);
+    v1::BatchGetResponse as_lists;
+    ASSERT_THAT(client().BatchGet(request, &as_lists), IsOk());
+    ASSERT_EQ(as_lists.results_size(), as_maps.results_size());
+    EXPECT_FALSE(as_lists.columns().empty());
+    EXPECT_TRUE(as_maps.columns().empty());
+    for (int i = 0; i < as_maps.results_size(); ++i) {
+      SCOPED_TRACE(absl::StrCat("result ", i));
+      const v1::KeyResult& map_result = as_maps.results(i);
+      const v1::KeyResult& list_result = as_lists.results(i);
+      EXPECT_TRUE(
+          MessageDifferencer::Equals(map_result.key(), list_result.key()));
+      EXPECT_EQ(map_result.found(), list_result.found());
+      EXPECT_THAT(list_result.rows(), IsEmpty());
+      ASSERT_EQ(list_result.value_rows_size(), map_result.rows_size());
+      for (int r = 0; r < map_result.rows_size(); ++r) {
+        const auto& fields = map_result.rows(r).fields();
+        const v1::ValueRow& values = list_result.value_rows(r);
+        ASSERT_EQ(values.values_size(), as_lists.columns_size());
+        ASSERT_EQ(static_cast<size_t>(as_lists.columns_size()), fields.size());
+        for (int c = 0; c < as_lists.columns_size(); ++c) {
+          auto it = fields.find(as_lists.columns(c));
+          ASSERT_NE(it, fields.end()) << as_lists.columns(c);
+          EXPECT_TRUE(MessageDifferencer::Equals(it->second, values.values(c)))
+              << as_lists.columns(c);
+        }
+      }
+    }
+  }
+  // A projection: only the columns asked, in the order asked.
+  v1::BatchGetRequest projected = BatchGetRequest("users", Ints({2}));
+  projected.add_columns("name");
+  projected.add_columns("id");
+  projected.set_row_format(v1::ROW_FORMAT_LIST);
+  v1::BatchGetResponse response;
+  ASSERT_THAT(client().BatchGet(projected, &response), IsOk());
+  EXPECT_THAT(response.columns(), ElementsAre("name", "id"));
+  ASSERT_THAT(response.results(0).value_rows(), SizeIs(1));
+  EXPECT_EQ(response.results(0).value_rows(0).values(1).int64_value(), 2);
+
+  v1::BatchGetRequest bad = BatchGetRequest("users", Ints({2}));
+  bad.set_row_format(static_cast<v1::RowFormat>(7));
+  grpc::Status status = client().BatchGet(bad, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("row_format 7"));
+}
+
 // A key without a row is answered not-found in its place.
 TEST_F(BatchGetTest, ReportsMissingKeyAsNotFoundInPlace) {
   v1::BatchGetResponse response;

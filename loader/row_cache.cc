@@ -1,0 +1,326 @@
+#include "loader/row_cache.h"
+
+#include <algorithm>
+#include <utility>
+#include <variant>
+
+#include "absl/hash/hash.h"
+
+namespace rowgate::loader {
+namespace {
+
+// What malloc adds to each allocation (glibc: a 16-byte header/rounding on
+// 64-bit), counted so that many small entries cannot exceed the bound.
+constexpr size_t kAllocOverhead = 16;
+// libstdc++ keeps strings of up to 15 bytes inside the object.
+constexpr size_t kSsoCapacity = 15;
+// A node_hash_map slot is a pointer plus a control byte; the table's load
+// factor lies between 7/16 and 7/8, so count twice the slot.
+constexpr size_t kTableBytesPerEntry = 2 * (sizeof(void*) + 1);
+
+size_t StringHeapBytes(size_t capacity) {
+  return capacity > kSsoCapacity ? capacity + 1 + kAllocOverhead : 0;
+}
+
+size_t ValueHeapBytes(const storage::Value& value) {
+  if (const auto* s = std::get_if<std::string>(&value)) {
+    return StringHeapBytes(s->capacity());
+  }
+  if (const auto* b = std::get_if<storage::Bytes>(&value)) {
+    return StringHeapBytes(b->data.capacity());
+  }
+  return 0;
+}
+
+size_t RowsBytes(const CachedRows& rows) {
+  if (rows == nullptr) return 0;
+  // make_shared's one allocation: control block and the vector object.
+  size_t bytes = sizeof(std::vector<storage::Row>) + 2 * sizeof(long) +
+                 sizeof(void*) + kAllocOverhead;
+  if (rows->capacity() > 0) {
+    bytes += rows->capacity() * sizeof(storage::Row) + kAllocOverhead;
+  }
+  for (const storage::Row& row : *rows) {
+    if (row.capacity() > 0) {
+      bytes += row.capacity() * sizeof(storage::Value) + kAllocOverhead;
+    }
+    for (const storage::Value& value : row) bytes += ValueHeapBytes(value);
+  }
+  return bytes;
+}
+
+size_t RoundUpToPowerOfTwo(size_t n) {
+  size_t p = 1;
+  while (p < n) p <<= 1;
+  return p;
+}
+
+}  // namespace
+
+size_t RowCache::NodeBytes(size_t key_capacity, const CachedRows& rows) {
+  // The map's node (key string object and Node in one allocation), its
+  // slot in the table, the key's heap buffer and the rows.
+  return sizeof(KeyMap::value_type) + kAllocOverhead + kTableBytesPerEntry +
+         StringHeapBytes(key_capacity) + RowsBytes(rows);
+}
+
+size_t RowCache::EntryBytes(absl::string_view key, const CachedRows& rows) {
+  return NodeBytes(key.size(), rows);
+}
+
+RowCache::RowCache(Options options) : max_bytes_(options.max_bytes) {
+  const size_t shards =
+      RoundUpToPowerOfTwo(static_cast<size_t>(std::max(1, options.shards)));
+  shard_mask_ = shards - 1;
+  shard_bytes_ = max_bytes_ / shards;
+  shards_ = std::make_unique<Shard[]>(shards);
+  for (size_t i = 0; i < shards; ++i) {
+    Shard& shard = shards_[i];
+    storage::MutexLock lock(&shard.mu);
+    shard.head.prev = shard.head.next = &shard.head;
+  }
+}
+
+RowCache::~RowCache() = default;
+
+void RowCache::Enable(const storage::Entity* entity) {
+  enabled_.insert(entity);
+}
+
+RowCache::Shard& RowCache::ShardFor(const storage::Entity& entity,
+                                    absl::string_view key) {
+  const size_t h = absl::HashOf(&entity, key);
+  return shards_[h & shard_mask_];
+}
+
+void RowCache::UnlinkLocked(Shard& shard, Node& node) {
+  (void)shard;  // named for the lock annotation only
+  node.prev->next = node.next;
+  node.next->prev = node.prev;
+  node.prev = node.next = nullptr;
+}
+
+void RowCache::PushFrontLocked(Shard& shard, Node& node) {
+  node.next = shard.head.next;
+  node.prev = &shard.head;
+  shard.head.next->prev = &node;
+  shard.head.next = &node;
+}
+
+RowCache::Answer RowCache::Lookup(const storage::Entity& entity,
+                                  absl::string_view key, CachedRows* rows) {
+  if (!live_.load(std::memory_order_acquire) || !Caches(&entity)) {
+    bypassed_.fetch_add(1, std::memory_order_relaxed);
+    return Answer::kUnknown;
+  }
+  Shard& shard = ShardFor(entity, key);
+  storage::MutexLock lock(&shard.mu);
+  auto map = shard.maps.find(&entity);
+  if (map == shard.maps.end()) {
+    ++shard.misses;
+    return Answer::kUnknown;
+  }
+  auto it = map->second.find(key);
+  if (it == map->second.end()) {
+    ++shard.misses;
+    return Answer::kUnknown;
+  }
+  Node& node = it->second;
+  UnlinkLocked(shard, node);
+  PushFrontLocked(shard, node);
+  ++shard.hits;
+  if (node.rows == nullptr) return Answer::kMissing;
+  *rows = node.rows;
+  return Answer::kRows;
+}
+
+FillToken RowCache::BeginFill() const {
+  FillToken token;
+  token.valid = live_.load(std::memory_order_acquire);
+  token.seq = seq_.load(std::memory_order_acquire);
+  return token;
+}
+
+bool RowCache::EraseLocked(Shard& shard, const storage::Entity& entity,
+                           absl::string_view key) {
+  auto map = shard.maps.find(&entity);
+  if (map == shard.maps.end()) return false;
+  auto it = map->second.find(key);
+  if (it == map->second.end()) return false;
+  UnlinkLocked(shard, it->second);
+  shard.bytes -= it->second.bytes;
+  --shard.entries;
+  map->second.erase(it);
+  return true;
+}
+
+bool RowCache::InstallLocked(Shard& shard, const storage::Entity& entity,
+                             absl::string_view key, CachedRows rows) {
+  if (rows != nullptr && rows->empty()) rows = nullptr;
+  EraseLocked(shard, entity, key);
+  KeyMap& map = shard.maps[&entity];
+  auto [it, inserted] = map.try_emplace(std::string(key));
+  Node& node = it->second;
+  node.entity = &entity;
+  node.key = &it->first;
+  node.bytes = NodeBytes(it->first.capacity(), rows);
+  node.rows = std::move(rows);
+  if (node.bytes > shard_bytes_) {
+    // Larger than a whole shard may hold: not cached.
+    map.erase(it);
+    return false;
+  }
+  PushFrontLocked(shard, node);
+  shard.bytes += node.bytes;
+  ++shard.entries;
+  ++shard.installs;
+  while (shard.bytes > shard_bytes_) {
+    Node* victim = shard.head.prev;
+    KeyMap& victim_map = shard.maps[victim->entity];
+    auto victim_it = victim_map.find(*victim->key);
+    UnlinkLocked(shard, *victim);
+    shard.bytes -= victim->bytes;
+    --shard.entries;
+    ++shard.evictions;
+    victim_map.erase(victim_it);
+  }
+  return true;
+}
+
+bool RowCache::Install(const FillToken& token, const storage::Entity& entity,
+                       absl::string_view key, CachedRows rows) {
+  if (!token.valid || !Caches(&entity)) return false;
+  Shard& shard = ShardFor(entity, key);
+  storage::MutexLock lock(&shard.mu);
+  // live_ is read under the shard's lock: OnInterrupted clears this shard
+  // after setting it false, so an install that saw true is cleared then.
+  if (!live_.load(std::memory_order_acquire) ||
+      shard.last_invalidation > token.seq) {
+    ++shard.refused;
+    return false;
+  }
+  return InstallLocked(shard, entity, key, std::move(rows));
+}
+
+void RowCache::PutWritten(const FillToken& token, const storage::Entity& entity,
+                          absl::string_view key, CachedRows rows) {
+  if (!Caches(&entity)) return;
+  Shard& shard = ShardFor(entity, key);
+  storage::MutexLock lock(&shard.mu);
+  // Another invalidation since the write began may be a later commit of the
+  // same key: the written row could be older than it, so only forget.
+  const bool superseded = shard.last_invalidation > token.seq;
+  if (EraseLocked(shard, entity, key)) ++shard.invalidations;
+  // Fills in flight may have read the row before this write: refuse them.
+  shard.last_invalidation = NextSeq();
+  if (!token.valid || superseded || !live_.load(std::memory_order_acquire)) {
+    ++shard.refused;
+    return;
+  }
+  InstallLocked(shard, entity, key, std::move(rows));
+}
+
+void RowCache::Invalidate(const storage::Entity& entity,
+                          const std::vector<std::string>& keys) {
+  if (!Caches(&entity)) return;
+  for (const std::string& key : keys) {
+    Shard& shard = ShardFor(entity, key);
+    storage::MutexLock lock(&shard.mu);
+    // The sequence number is taken under the shard's lock, so a fill's
+    // capture either precedes it (and is refused) or follows it (and its
+    // statement sees the commit this invalidation announces).
+    shard.last_invalidation = NextSeq();
+    if (EraseLocked(shard, entity, key)) ++shard.invalidations;
+  }
+}
+
+void RowCache::ClearShards(const storage::Entity* entity) {
+  for (size_t i = 0; i <= shard_mask_; ++i) {
+    Shard& shard = shards_[i];
+    storage::MutexLock lock(&shard.mu);
+    shard.last_invalidation = NextSeq();
+    for (auto map = shard.maps.begin(); map != shard.maps.end();) {
+      if (entity != nullptr && map->first != entity) {
+        ++map;
+        continue;
+      }
+      for (auto& [key, node] : map->second) {
+        UnlinkLocked(shard, node);
+        shard.bytes -= node.bytes;
+        --shard.entries;
+        ++shard.invalidations;
+      }
+      shard.maps.erase(map++);
+    }
+  }
+}
+
+void RowCache::ClearEntity(const storage::Entity& entity) {
+  if (Caches(&entity)) ClearShards(&entity);
+}
+
+void RowCache::ClearAll() { ClearShards(nullptr); }
+
+void RowCache::OnCommit(storage::Lsn commit_lsn,
+                        const std::vector<storage::ChangedKeys>& changes) {
+  for (const storage::ChangedKeys& change : changes) {
+    if (change.entity != nullptr) Invalidate(*change.entity, change.keys);
+  }
+  storage::Lsn applied = applied_lsn_.load(std::memory_order_relaxed);
+  while (commit_lsn > applied &&
+         !applied_lsn_.compare_exchange_weak(applied, commit_lsn,
+                                             std::memory_order_relaxed)) {
+  }
+}
+
+void RowCache::OnTruncate(storage::Lsn lsn, const storage::Entity& entity) {
+  ClearEntity(entity);
+  storage::Lsn applied = applied_lsn_.load(std::memory_order_relaxed);
+  while (lsn > applied && !applied_lsn_.compare_exchange_weak(
+                              applied, lsn, std::memory_order_relaxed)) {
+  }
+}
+
+void RowCache::OnInterrupted(const absl::Status& /*why*/) {
+  // Stop answering first, then forget: a lookup between the two misses.
+  live_.store(false, std::memory_order_release);
+  interruptions_.fetch_add(1, std::memory_order_relaxed);
+  ClearAll();
+}
+
+void RowCache::OnLive(storage::Lsn lsn) {
+  // Fills captured before now may have read a snapshot older than what the
+  // feed has vouched for since its restart: refuse them.
+  ClearAll();
+  live_lsn_.store(lsn, std::memory_order_relaxed);
+  storage::Lsn applied = applied_lsn_.load(std::memory_order_relaxed);
+  while (lsn > applied && !applied_lsn_.compare_exchange_weak(
+                              applied, lsn, std::memory_order_relaxed)) {
+  }
+  live_.store(true, std::memory_order_release);
+}
+
+RowCacheStats RowCache::Stats() const {
+  RowCacheStats s;
+  for (size_t i = 0; i <= shard_mask_; ++i) {
+    Shard& shard = shards_[i];
+    storage::MutexLock lock(&shard.mu);
+    s.hits += shard.hits;
+    s.misses += shard.misses;
+    s.installs += shard.installs;
+    s.refused_installs += shard.refused;
+    s.evictions += shard.evictions;
+    s.invalidations += shard.invalidations;
+    s.bytes += shard.bytes;
+    s.entries += shard.entries;
+  }
+  s.misses += bypassed_.load(std::memory_order_relaxed);
+  s.max_bytes = max_bytes_;
+  s.live = live_.load(std::memory_order_acquire);
+  s.live_lsn = live_lsn_.load(std::memory_order_relaxed);
+  s.applied_lsn = applied_lsn_.load(std::memory_order_relaxed);
+  s.interruptions = interruptions_.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace rowgate::loader

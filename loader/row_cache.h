@@ -1,0 +1,214 @@
+// RowCache: a byte-bounded, sharded cache of primary-key rows shared by
+// every caller of the loader, kept coherent with PostgreSQL by a change feed
+// (storage::ChangeListener) and by rowgate's own writes.
+//
+// Entries are keyed by (entity, canonical key text) and hold either the
+// immutable row (shared with every answer that uses it) or "known missing"
+// (a key with no row is an answer too). Each shard has its own mutex and
+// LRU list; installs evict the shard's least recently used entries until its
+// accounted bytes (keys' and values' heap capacity, node and table overhead)
+// are under max_bytes / shards, whatever the key distribution.
+//
+// The fill protocol, which keeps a fetch that raced an invalidation from
+// installing what it read: a fill captures a FillToken (the invalidation
+// sequence number) BEFORE its statement is sent, and Install() refuses it
+// when its shard saw an invalidation since then, when the feed was
+// interrupted or went live again since, or while the feed is not live. An
+// invalidation that arrives after an install removes the entry as usual, so
+// a fetch whose snapshot predates a commit is gone once that commit's
+// invalidation arrives (staleness bounded by the feed's lag).
+//
+// The cache starts not live: until OnLive every Lookup misses and every
+// Install is refused, i.e. rowgate behaves as without a cache.
+//
+// Thread-safe; no method blocks beyond a shard's mutex (ClearAll and
+// OnInterrupted take each shard's in turn). The entities it is given must
+// outlive it.
+//
+// Example:
+//   RowCache cache({.max_bytes = 64 << 20});
+//   cache.Enable(users);
+//   FillToken token = cache.BeginFill();
+//   ... fetch rows for keys (the statement is sent after BeginFill) ...
+//   cache.Install(token, *users, key, rows_or_nullptr);
+#ifndef ROWGATE_LOADER_ROW_CACHE_H_
+#define ROWGATE_LOADER_ROW_CACHE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "storage/catalog.h"
+#include "storage/change_listener.h"
+#include "storage/mutex.h"
+#include "storage/value.h"
+
+namespace rowgate::loader {
+
+// The rows a primary key has: one, shared by every answer that uses it.
+using CachedRows = std::shared_ptr<const std::vector<storage::Row>>;
+
+struct RowCacheStats {
+  uint64_t hits = 0;    // keys answered from the cache (rows or missing)
+  uint64_t misses = 0;  // keys of cached entities that went to PostgreSQL
+  uint64_t installs = 0;
+  uint64_t refused_installs = 0;  // fills that raced an invalidation
+  uint64_t evictions = 0;
+  uint64_t invalidations = 0;  // keys invalidated (feed, writes, clears)
+  uint64_t bytes = 0;          // accounted bytes held now
+  uint64_t entries = 0;
+  uint64_t max_bytes = 0;
+  bool live = false;
+  storage::Lsn live_lsn = 0;     // LSN of the last OnLive
+  storage::Lsn applied_lsn = 0;  // latest commit LSN applied
+  uint64_t interruptions = 0;
+};
+
+// Captured before a fill's statement is sent; see the protocol above.
+struct FillToken {
+  uint64_t seq = 0;
+  bool valid = false;  // false: the feed was not live; nothing will install
+};
+
+class RowCache final : public storage::ChangeListener {
+ public:
+  struct Options {
+    size_t max_bytes = 64 << 20;
+    // Rounded up to a power of two. More shards: less contention and fewer
+    // fills refused by an unrelated key's invalidation.
+    int shards = 64;
+  };
+
+  explicit RowCache(Options options);
+  ~RowCache() override;
+  RowCache(const RowCache&) = delete;
+  RowCache& operator=(const RowCache&) = delete;
+
+  // Caches `entity` (primary-key lookups only). Call before the cache is
+  // shared with other threads.
+  void Enable(const storage::Entity* entity);
+  bool Caches(const storage::Entity* entity) const {
+    return enabled_.contains(entity);
+  }
+
+  // What the cache knows of one key.
+  enum class Answer { kUnknown, kRows, kMissing };
+  // kRows sets `*rows`. kUnknown for an entity not cached, a key not held,
+  // or while the feed is not live. Counts a hit or a miss. Never blocks.
+  Answer Lookup(const storage::Entity& entity, absl::string_view key,
+                CachedRows* rows);
+
+  // Captures the invalidation sequence: call before the fill's statement
+  // is sent.
+  FillToken BeginFill() const;
+  // Installs what a fill read for `key` (`rows` null or empty: missing)
+  // unless an invalidation that may concern it came since `token`. Returns
+  // whether it was installed.
+  bool Install(const FillToken& token, const storage::Entity& entity,
+               absl::string_view key, CachedRows rows);
+  // A write through rowgate committed `rows` for `key` (e.g. a row returned
+  // by UPDATE ... RETURNING) as of a statement started after `token`:
+  // invalidates `key` (so no fill in flight installs an older row) and
+  // installs the written row unless another invalidation came since `token`.
+  void PutWritten(const FillToken& token, const storage::Entity& entity,
+                  absl::string_view key, CachedRows rows);
+
+  // Forgets keys; fills in flight for them (and their shard) are refused.
+  void Invalidate(const storage::Entity& entity,
+                  const std::vector<std::string>& keys);
+  // Forgets every key of `entity`.
+  void ClearEntity(const storage::Entity& entity);
+  // Forgets everything.
+  void ClearAll();
+
+  // storage::ChangeListener (called by the feed's thread).
+  void OnCommit(storage::Lsn commit_lsn,
+                const std::vector<storage::ChangedKeys>& changes) override;
+  void OnTruncate(storage::Lsn lsn, const storage::Entity& entity) override;
+  void OnInterrupted(const absl::Status& why) override;
+  void OnLive(storage::Lsn lsn) override;
+
+  bool live() const { return live_.load(std::memory_order_acquire); }
+  RowCacheStats Stats() const;
+
+  // The bytes an entry for `key` holding `rows` is accounted (for tests).
+  static size_t EntryBytes(absl::string_view key, const CachedRows& rows);
+
+ private:
+  struct Node {
+    const storage::Entity* entity = nullptr;
+    const std::string* key = nullptr;  // the map's own key
+    CachedRows rows;                   // null: known missing
+    size_t bytes = 0;
+    Node* prev = nullptr;  // towards most recently used
+    Node* next = nullptr;
+  };
+  using KeyMap = absl::node_hash_map<std::string, Node>;
+  struct Shard {
+    storage::Mutex mu;
+    absl::flat_hash_map<const storage::Entity*, KeyMap> maps
+        ABSL_GUARDED_BY(mu);
+    Node head ABSL_GUARDED_BY(mu);  // sentinel of the LRU list
+    size_t bytes ABSL_GUARDED_BY(mu) = 0;
+    size_t entries ABSL_GUARDED_BY(mu) = 0;
+    // The sequence number of the latest invalidation that touched this
+    // shard: fills captured before it are refused.
+    uint64_t last_invalidation ABSL_GUARDED_BY(mu) = 0;
+    // Counted under the lock already held, not in shared atomics that
+    // every hit would bounce between cores.
+    uint64_t hits ABSL_GUARDED_BY(mu) = 0;
+    uint64_t misses ABSL_GUARDED_BY(mu) = 0;
+    uint64_t installs ABSL_GUARDED_BY(mu) = 0;
+    uint64_t refused ABSL_GUARDED_BY(mu) = 0;
+    uint64_t evictions ABSL_GUARDED_BY(mu) = 0;
+    uint64_t invalidations ABSL_GUARDED_BY(mu) = 0;
+  };
+
+  static size_t NodeBytes(size_t key_capacity, const CachedRows& rows);
+  Shard& ShardFor(const storage::Entity& entity, absl::string_view key);
+  uint64_t NextSeq() {
+    return seq_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  }
+  // Removes `key`'s entry, if any; returns whether there was one.
+  bool EraseLocked(Shard& shard, const storage::Entity& entity,
+                   absl::string_view key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  void UnlinkLocked(Shard& shard, Node& node)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  void PushFrontLocked(Shard& shard, Node& node)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  bool InstallLocked(Shard& shard, const storage::Entity& entity,
+                     absl::string_view key, CachedRows rows)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // Empties every shard (all entities, or only `entity`) and refuses fills
+  // captured before now.
+  void ClearShards(const storage::Entity* entity);
+
+  const size_t max_bytes_;
+  size_t shard_bytes_ = 0;
+  size_t shard_mask_ = 0;
+  std::unique_ptr<Shard[]> shards_;
+  absl::flat_hash_set<const storage::Entity*> enabled_;
+
+  std::atomic<uint64_t> seq_{1};
+  std::atomic<bool> live_{false};
+  std::atomic<storage::Lsn> live_lsn_{0};
+  std::atomic<storage::Lsn> applied_lsn_{0};
+  std::atomic<uint64_t> interruptions_{0};
+
+  // Lookups answered kUnknown without a shard (not live).
+  std::atomic<uint64_t> bypassed_{0};
+};
+
+}  // namespace rowgate::loader
+
+#endif  // ROWGATE_LOADER_ROW_CACHE_H_

@@ -1,0 +1,633 @@
+// The row cache: its byte bound under key spaces far larger than it, its
+// accounting, the feed's states (not live -> live -> interrupted), and the
+// fill protocol against the classic race, made deterministic with a fake
+// feed (the listener's methods called directly) and a fake table whose
+// fetches take their snapshot when they start and then wait at a gate the
+// test opens.
+#include "loader/row_cache.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "loader/batch_loader.h"
+
+namespace rowgate::loader {
+namespace {
+
+using ::testing::ElementsAre;
+
+std::shared_ptr<const storage::Catalog> TwoEntities() {
+  auto entity = [](std::string name) {
+    storage::Entity e;
+    e.name = name;
+    e.qualified_name = absl::StrCat("\"public\".\"", name, "\"");
+    storage::Column id;
+    id.name = "id";
+    id.quoted_name = "\"id\"";
+    id.type = storage::ColumnType::kInt64;
+    storage::Column label;
+    label.name = "label";
+    label.quoted_name = "\"label\"";
+    label.type = storage::ColumnType::kText;
+    e.columns = {id, label};
+    e.primary_key = 0;
+    return e;
+  };
+  return storage::Catalog::FromEntities({entity("things"), entity("others")});
+}
+
+CachedRows RowOf(int64_t id, std::string label) {
+  return std::make_shared<const std::vector<storage::Row>>(
+      std::vector<storage::Row>{storage::Row{id, std::move(label)}});
+}
+
+std::string LabelOf(const std::vector<storage::Row>* rows) {
+  if (rows == nullptr || rows->empty()) return "<missing>";
+  return std::get<std::string>((*rows)[0][1]);
+}
+
+// A table {id -> label} behind a BatchExecutor. A fetch takes its snapshot
+// as it starts (as a statement in PostgreSQL does), is recorded, then waits
+// while the gate is closed. std::mutex so ThreadSanitizer sees it.
+class FakeTableExecutor : public BatchExecutor {
+ public:
+  FakeTableExecutor() : thread_([this] { Work(); }) {}
+  ~FakeTableExecutor() override { Shutdown(); }
+
+  void Shutdown() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      open_ = true;
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  void Run(Task task) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++runs_;
+      tasks_.push_back(std::move(task));
+    }
+    changed_.notify_all();
+  }
+  // A transaction commits: the table changes (the feed tells the cache
+  // separately, when the test says so).
+  void Commit(int64_t id, std::optional<std::string> label) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (label) {
+      table_[id] = *label;
+    } else {
+      table_.erase(id);
+    }
+  }
+  void SetOpen(bool open) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      open_ = open;
+    }
+    changed_.notify_all();
+  }
+  void AwaitFetches(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait(lock, [&] { return fetches_.size() >= n; });
+  }
+  // Blocks until every fetch started has returned and its task is done.
+  void AwaitIdle() {
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait(lock, [&] { return tasks_.empty() && !busy_; });
+  }
+  std::vector<std::vector<std::string>> fetches() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return fetches_;
+  }
+  int runs() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return runs_;
+  }
+
+ private:
+  absl::StatusOr<storage::KeyedRows> Fetch(
+      int key_column, const std::vector<std::string>& keys) {
+    std::unique_lock<std::mutex> lock(mu_);
+    storage::KeyedRows rows;
+    for (const auto& [id, label] : table_) {
+      const std::string text =
+          key_column == 0 ? absl::StrCat(id) : std::string(label);
+      for (const std::string& key : keys) {
+        if (key == text) rows.by_key[key].push_back({id, label});
+      }
+    }
+    fetches_.push_back(keys);
+    changed_.notify_all();
+    changed_.wait(lock, [&] { return open_; });
+    return rows;
+  }
+
+  void Work() {
+    while (true) {
+      Task task;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        changed_.wait(lock, [&] { return !tasks_.empty() || stopping_; });
+        if (tasks_.empty()) return;
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+        busy_ = true;
+      }
+      std::move(task)([this](const storage::Entity&, int key_column,
+                             const std::vector<std::string>& keys,
+                             absl::Time) { return Fetch(key_column, keys); });
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        busy_ = false;
+      }
+      changed_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::map<int64_t, std::string> table_;
+  std::deque<Task> tasks_;
+  std::vector<std::vector<std::string>> fetches_;
+  int runs_ = 0;
+  bool open_ = true;
+  bool busy_ = false;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+// The answer of one Load, and on which thread it came.
+struct Answer {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  std::thread::id thread;
+  absl::Status status;
+  std::vector<std::string> labels;
+
+  LoadCallback Callback() {
+    return [this](absl::StatusOr<LoadResult> result) {
+      std::lock_guard<std::mutex> lock(mu);
+      thread = std::this_thread::get_id();
+      status = result.status();
+      if (result.ok()) {
+        for (const auto* rows : result->rows_per_key) {
+          labels.push_back(LabelOf(rows));
+        }
+      }
+      done = true;
+      cv.notify_all();
+    };
+  }
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return done; });
+  }
+  bool Done() {
+    std::lock_guard<std::mutex> lock(mu);
+    return done;
+  }
+};
+
+class RowCacheTest : public ::testing::Test {
+ protected:
+  RowCacheTest()
+      : catalog_(TwoEntities()),
+        things_(catalog_->Find("things")),
+        others_(catalog_->Find("others")) {}
+
+  RowCache::Answer Look(RowCache& cache, const storage::Entity* e,
+                        absl::string_view key, std::string* label = nullptr) {
+    CachedRows rows;
+    RowCache::Answer a = cache.Lookup(*e, key, &rows);
+    if (label != nullptr) *label = LabelOf(rows.get());
+    return a;
+  }
+
+  std::shared_ptr<const storage::Catalog> catalog_;
+  const storage::Entity* things_;
+  const storage::Entity* others_;
+};
+
+// Far more distinct keys than fit, uniform and then skewed: the accounted
+// bytes never pass the bound, and the entries it holds are reachable.
+TEST_F(RowCacheTest, EvictionKeepsBytesUnderTheBoundForAnyKeySpace) {
+  constexpr size_t kMax = 64 << 10;
+  RowCache cache({.max_bytes = kMax, .shards = 8});
+  cache.Enable(things_);
+  cache.OnLive(1);
+  std::mt19937_64 random(7);
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 200000; ++i) {
+      // Round 0: uniform over 10M keys; round 1: a hot set plus a long tail,
+      // with labels from 0 to 300 bytes (past the small-string buffer).
+      const uint64_t id = round == 0
+                              ? random() % 10000000
+                              : (random() % 4 == 0 ? random() % 100 : random());
+      const std::string key = absl::StrCat(id);
+      cache.Install(cache.BeginFill(), *things_, key,
+                    RowOf(static_cast<int64_t>(id % 1000000),
+                          std::string(random() % 300, 'x')));
+      if (i % 1000 == 0) {
+        ASSERT_LE(cache.Stats().bytes, kMax);
+      }
+    }
+  }
+  const RowCacheStats s = cache.Stats();
+  EXPECT_LE(s.bytes, kMax);
+  EXPECT_GT(s.evictions, 300000u);
+  EXPECT_GT(s.entries, 50u);
+  EXPECT_LT(s.entries, 2000u);  // 64 KiB cannot hold more at >= 100 B each
+}
+
+// Bytes are the entries' accounted sizes, long strings by their capacity,
+// and return to zero as entries go.
+TEST_F(RowCacheTest, AccountsHeapCapacityOfKeysAndValues) {
+  RowCache cache({.max_bytes = 1 << 20, .shards = 4});
+  cache.Enable(things_);
+  cache.OnLive(1);
+  const CachedRows big = RowOf(1, std::string(5000, 'b'));
+  const CachedRows small = RowOf(2, "s");
+  EXPECT_GE(RowCache::EntryBytes("1", big), 5000u);
+  EXPECT_GT(RowCache::EntryBytes("1", big), RowCache::EntryBytes("2", small));
+  // Even a missing key costs its node: many of them cannot pass the bound.
+  EXPECT_GE(RowCache::EntryBytes("3", nullptr), 64u);
+  const std::string long_key(100, 'k');
+  EXPECT_GE(RowCache::EntryBytes(long_key, nullptr),
+            RowCache::EntryBytes("3", nullptr) + 100);
+
+  ASSERT_TRUE(cache.Install(cache.BeginFill(), *things_, "1", big));
+  ASSERT_TRUE(cache.Install(cache.BeginFill(), *things_, "2", small));
+  ASSERT_TRUE(cache.Install(cache.BeginFill(), *things_, long_key, nullptr));
+  EXPECT_EQ(cache.Stats().bytes, RowCache::EntryBytes("1", big) +
+                                     RowCache::EntryBytes("2", small) +
+                                     RowCache::EntryBytes(long_key, nullptr));
+  EXPECT_EQ(cache.Stats().entries, 3u);
+  cache.Invalidate(*things_, {"1", "2", long_key});
+  EXPECT_EQ(cache.Stats().bytes, 0u);
+  EXPECT_EQ(cache.Stats().entries, 0u);
+}
+
+// An entry larger than a shard's share is not cached at all.
+TEST_F(RowCacheTest, RefusesAnEntryLargerThanAShard) {
+  RowCache cache({.max_bytes = 4096, .shards = 4});
+  cache.Enable(things_);
+  cache.OnLive(1);
+  EXPECT_FALSE(cache.Install(cache.BeginFill(), *things_, "1",
+                             RowOf(1, std::string(2000, 'x'))));
+  EXPECT_EQ(cache.Stats().bytes, 0u);
+  EXPECT_EQ(Look(cache, things_, "1"), RowCache::Answer::kUnknown);
+}
+
+// Until the feed is live nothing is answered or installed; an interruption
+// forgets everything and stops answering until the next OnLive, and a fill
+// begun before it is refused even after the feed is live again.
+TEST_F(RowCacheTest, InterruptedStopsAnsweringUntilLive) {
+  RowCache cache({.max_bytes = 1 << 20});
+  cache.Enable(things_);
+  EXPECT_FALSE(cache.BeginFill().valid);
+  EXPECT_FALSE(cache.Install(cache.BeginFill(), *things_, "1", RowOf(1, "a")));
+  EXPECT_EQ(Look(cache, things_, "1"), RowCache::Answer::kUnknown);
+
+  cache.OnLive(100);
+  ASSERT_TRUE(cache.Install(cache.BeginFill(), *things_, "1", RowOf(1, "a")));
+  std::string label;
+  EXPECT_EQ(Look(cache, things_, "1", &label), RowCache::Answer::kRows);
+  EXPECT_EQ(label, "a");
+
+  const FillToken before = cache.BeginFill();
+  cache.OnInterrupted(absl::UnavailableError("walsender terminated"));
+  EXPECT_FALSE(cache.live());
+  EXPECT_EQ(Look(cache, things_, "1"), RowCache::Answer::kUnknown);
+  EXPECT_EQ(cache.Stats().entries, 0u);
+  EXPECT_FALSE(cache.Install(before, *things_, "2", RowOf(2, "b")));
+  EXPECT_FALSE(cache.Install(cache.BeginFill(), *things_, "2", RowOf(2, "b")));
+
+  cache.OnLive(200);
+  EXPECT_TRUE(cache.live());
+  EXPECT_FALSE(cache.Install(before, *things_, "2", RowOf(2, "b")));
+  EXPECT_EQ(Look(cache, things_, "2"), RowCache::Answer::kUnknown);
+  EXPECT_TRUE(cache.Install(cache.BeginFill(), *things_, "2", RowOf(2, "b")));
+  EXPECT_EQ(Look(cache, things_, "2"), RowCache::Answer::kRows);
+  EXPECT_EQ(cache.Stats().live_lsn, 200u);
+  EXPECT_EQ(cache.Stats().interruptions, 1u);
+}
+
+// A key with no row is an answer; the insert that gives it one invalidates
+// it like any change.
+TEST_F(RowCacheTest, KnownMissingIsInvalidatedByAnInsert) {
+  RowCache cache({.max_bytes = 1 << 20});
+  cache.Enable(things_);
+  cache.OnLive(1);
+  ASSERT_TRUE(cache.Install(cache.BeginFill(), *things_, "7", nullptr));
+  EXPECT_EQ(Look(cache, things_, "7"), RowCache::Answer::kMissing);
+  cache.OnCommit(50, {{things_, {"7"}}});
+  EXPECT_EQ(Look(cache, things_, "7"), RowCache::Answer::kUnknown);
+  EXPECT_EQ(cache.Stats().applied_lsn, 50u);
+}
+
+// TRUNCATE drops its entity only; entities not enabled are never cached.
+TEST_F(RowCacheTest, TruncateDropsOnlyItsEntity) {
+  RowCache cache({.max_bytes = 1 << 20});
+  cache.Enable(things_);
+  cache.Enable(others_);
+  cache.OnLive(1);
+  for (int i = 0; i < 50; ++i) {
+    const std::string key = absl::StrCat(i);
+    cache.Install(cache.BeginFill(), *things_, key, RowOf(i, "t"));
+    cache.Install(cache.BeginFill(), *others_, key, RowOf(i, "o"));
+  }
+  const FillToken before = cache.BeginFill();
+  cache.OnTruncate(60, *things_);
+  for (int i = 0; i < 50; ++i) {
+    const std::string key = absl::StrCat(i);
+    EXPECT_EQ(Look(cache, things_, key), RowCache::Answer::kUnknown);
+    EXPECT_EQ(Look(cache, others_, key), RowCache::Answer::kRows);
+  }
+  // A fill that read before the TRUNCATE must not bring a row back.
+  EXPECT_FALSE(cache.Install(before, *things_, "1", RowOf(1, "t")));
+  EXPECT_EQ(cache.Stats().entries, 50u);
+
+  RowCache only_things({.max_bytes = 1 << 20});
+  only_things.Enable(things_);
+  only_things.OnLive(1);
+  EXPECT_FALSE(only_things.Install(only_things.BeginFill(), *others_, "1",
+                                   RowOf(1, "o")));
+}
+
+// A write through rowgate: the written row replaces the cached one, and a
+// fill that read the old row before the write cannot put it back.
+TEST_F(RowCacheTest, WrittenRowSupersedesFillsInFlight) {
+  RowCache cache({.max_bytes = 1 << 20});
+  cache.Enable(things_);
+  cache.OnLive(1);
+  ASSERT_TRUE(cache.Install(cache.BeginFill(), *things_, "1", RowOf(1, "old")));
+  const FillToken reader = cache.BeginFill();  // a fill reads "old"...
+  const FillToken writer = cache.BeginFill();  // ...a write begins...
+  cache.PutWritten(writer, *things_, "1", RowOf(1, "new"));
+  EXPECT_FALSE(cache.Install(reader, *things_, "1", RowOf(1, "old")));
+  std::string label;
+  EXPECT_EQ(Look(cache, things_, "1", &label), RowCache::Answer::kRows);
+  EXPECT_EQ(label, "new");
+  // A write whose statement began before another invalidation of the key
+  // (maybe a later commit) only forgets.
+  const FillToken slow_writer = cache.BeginFill();
+  cache.OnCommit(9, {{things_, {"1"}}});
+  cache.PutWritten(slow_writer, *things_, "1", RowOf(1, "older"));
+  EXPECT_EQ(Look(cache, things_, "1"), RowCache::Answer::kUnknown);
+}
+
+class CachedLoaderTest : public RowCacheTest {
+ protected:
+  CachedLoaderTest() {
+    cache_.Enable(things_);
+    cache_.OnLive(1);
+    for (int i = 1; i <= 10; ++i) executor_.Commit(i, absl::StrCat("v1-", i));
+  }
+  ~CachedLoaderTest() override { executor_.Shutdown(); }
+
+  Loader::Options LoaderOptions() {
+    Loader::Options o;
+    o.cache = &cache_;
+    return o;
+  }
+  std::vector<std::string> LoadNow(Loader& loader,
+                                   std::vector<std::string> keys,
+                                   int key_column = 0) {
+    Answer answer;
+    loader.Load({things_, key_column, std::move(keys)}, answer.Callback());
+    answer.Wait();
+    EXPECT_TRUE(answer.status.ok()) << answer.status;
+    executor_.AwaitIdle();  // the batch's fill is done too
+    return answer.labels;
+  }
+
+  RowCache cache_{{.max_bytes = 1 << 20}};
+  FakeTableExecutor executor_;
+};
+
+// Every key cached: answered inside Load(), on the calling thread, and the
+// executor is never asked to run anything.
+TEST_F(CachedLoaderTest, AllHitsAreAnsweredInlineWithoutTheExecutor) {
+  Loader loader(LoaderOptions(), executor_);
+  EXPECT_THAT(LoadNow(loader, {"1", "2", "99"}),
+              ElementsAre("v1-1", "v1-2", "<missing>"));
+  const int runs = executor_.runs();
+  executor_.SetOpen(false);  // a fetch now would never return
+  Answer answer;
+  std::shared_ptr<LoadTicket> ticket =
+      loader.Load({things_, 0, {"2", "99", "1", "2"}}, answer.Callback());
+  ASSERT_TRUE(answer.Done());  // before Load returned
+  EXPECT_EQ(answer.thread, std::this_thread::get_id());
+  EXPECT_EQ(ticket, nullptr);
+  EXPECT_THAT(answer.labels, ElementsAre("v1-2", "<missing>", "v1-1", "v1-2"));
+  EXPECT_EQ(executor_.runs(), runs);
+  loader.Cancel(ticket, absl::CancelledError("nothing to cancel"));
+  executor_.SetOpen(true);
+}
+
+// A partly cached lookup fetches only the keys the cache lacks, and answers
+// every key in the caller's order.
+TEST_F(CachedLoaderTest, PartialHitFetchesOnlyTheMissingKeys) {
+  Loader loader(LoaderOptions(), executor_);
+  LoadNow(loader, {"1", "2"});
+  EXPECT_THAT(LoadNow(loader, {"1", "3", "2", "3", "42"}),
+              ElementsAre("v1-1", "v1-3", "v1-2", "v1-3", "<missing>"));
+  const auto fetches = executor_.fetches();
+  ASSERT_EQ(fetches.size(), 2u);
+  EXPECT_THAT(fetches[1], ElementsAre("3", "42"));
+  // Now all five are known (42 as missing).
+  const int runs = executor_.runs();
+  EXPECT_THAT(LoadNow(loader, {"42", "3"}), ElementsAre("<missing>", "v1-3"));
+  EXPECT_EQ(executor_.runs(), runs);
+}
+
+// The classic race: a miss fetches K; an external UPDATE of K commits and
+// its invalidation arrives while the fetch is still on its way back. The row
+// the fetch read must not be installed: the next lookup goes to the table
+// and sees the new row.
+TEST_F(CachedLoaderTest, FetchThatRacedAnInvalidationIsNotInstalled) {
+  Loader loader(LoaderOptions(), executor_);
+  executor_.SetOpen(false);
+  Answer first;
+  loader.Load({things_, 0, {"5"}}, first.Callback());
+  executor_.AwaitFetches(1);  // its snapshot holds v1-5
+  executor_.Commit(5, "v2-5");
+  cache_.OnCommit(10, {{things_, {"5"}}});
+  executor_.SetOpen(true);
+  first.Wait();
+  executor_.AwaitIdle();
+  EXPECT_THAT(first.labels, ElementsAre("v1-5"));  // overlapped the commit
+  EXPECT_EQ(Look(cache_, things_, "5"), RowCache::Answer::kUnknown);
+  EXPECT_THAT(LoadNow(loader, {"5"}), ElementsAre("v2-5"));
+  EXPECT_EQ(executor_.fetches().size(), 2u);
+  const int runs = executor_.runs();
+  EXPECT_THAT(LoadNow(loader, {"5"}), ElementsAre("v2-5"));  // now a hit
+  EXPECT_EQ(executor_.runs(), runs);
+}
+
+// The same race for a key that does not exist yet: an INSERT's invalidation
+// during the fetch keeps "missing" out of the cache.
+TEST_F(CachedLoaderTest, MissingReadThatRacedAnInsertIsNotInstalled) {
+  Loader loader(LoaderOptions(), executor_);
+  executor_.SetOpen(false);
+  Answer first;
+  loader.Load({things_, 0, {"77"}}, first.Callback());
+  executor_.AwaitFetches(1);
+  executor_.Commit(77, "new-77");
+  cache_.OnCommit(11, {{things_, {"77"}}});
+  executor_.SetOpen(true);
+  first.Wait();
+  executor_.AwaitIdle();
+  EXPECT_THAT(first.labels, ElementsAre("<missing>"));
+  EXPECT_THAT(LoadNow(loader, {"77"}), ElementsAre("new-77"));
+}
+
+// The fetch's snapshot predates a commit whose invalidation arrives only
+// after the install: the stale row is served until then (within the feed's
+// lag) and is gone once the invalidation arrives.
+TEST_F(CachedLoaderTest, InvalidationAfterTheInstallRemovesTheRow) {
+  Loader loader(LoaderOptions(), executor_);
+  executor_.SetOpen(false);
+  Answer first;
+  loader.Load({things_, 0, {"6"}}, first.Callback());
+  executor_.AwaitFetches(1);    // snapshot: v1-6
+  executor_.Commit(6, "v2-6");  // committed; the feed has not told yet
+  executor_.SetOpen(true);
+  first.Wait();
+  executor_.AwaitIdle();
+  std::string label;
+  ASSERT_EQ(Look(cache_, things_, "6", &label), RowCache::Answer::kRows);
+  EXPECT_EQ(label, "v1-6");  // stale, within the replication lag
+  cache_.OnCommit(12, {{things_, {"6"}}});
+  EXPECT_EQ(Look(cache_, things_, "6"), RowCache::Answer::kUnknown);
+  EXPECT_THAT(LoadNow(loader, {"6"}), ElementsAre("v2-6"));
+}
+
+// The sequence is captured when the batch's statement is sent, not when the
+// lookup arrived: an invalidation while the lookup waits behind another
+// query does not stop its (newer) row from being cached.
+TEST_F(CachedLoaderTest, SequenceIsCapturedWhenTheStatementIsSent) {
+  Loader loader(LoaderOptions(), executor_);
+  executor_.SetOpen(false);
+  Answer blocker, waiting;
+  loader.Load({things_, 0, {"1"}}, blocker.Callback());
+  executor_.AwaitFetches(1);
+  loader.Load({things_, 0, {"8"}}, waiting.Callback());  // queued behind
+  executor_.Commit(8, "v2-8");
+  cache_.OnCommit(13, {{things_, {"8"}}});
+  executor_.SetOpen(true);
+  waiting.Wait();
+  executor_.AwaitIdle();
+  EXPECT_THAT(waiting.labels, ElementsAre("v2-8"));
+  std::string label;
+  EXPECT_EQ(Look(cache_, things_, "8", &label), RowCache::Answer::kRows);
+  EXPECT_EQ(label, "v2-8");
+}
+
+// A fetch in flight across an interruption and the feed's return is not
+// installed: what it read may predate changes the feed never delivered.
+TEST_F(CachedLoaderTest, FetchAcrossAnInterruptionIsNotInstalled) {
+  Loader loader(LoaderOptions(), executor_);
+  executor_.SetOpen(false);
+  Answer first;
+  loader.Load({things_, 0, {"4"}}, first.Callback());
+  executor_.AwaitFetches(1);
+  cache_.OnInterrupted(absl::UnavailableError("slot dropped"));
+  executor_.Commit(4, "v2-4");  // never delivered by the feed
+  cache_.OnLive(500);
+  executor_.SetOpen(true);
+  first.Wait();
+  executor_.AwaitIdle();
+  EXPECT_EQ(Look(cache_, things_, "4"), RowCache::Answer::kUnknown);
+  EXPECT_THAT(LoadNow(loader, {"4"}), ElementsAre("v2-4"));
+}
+
+// While the feed is interrupted every lookup goes to the table.
+TEST_F(CachedLoaderTest, InterruptedCacheSendsEveryLookupToTheTable) {
+  Loader loader(LoaderOptions(), executor_);
+  LoadNow(loader, {"3"});
+  cache_.OnInterrupted(absl::UnavailableError("lagging"));
+  executor_.Commit(3, "v2-3");
+  EXPECT_THAT(LoadNow(loader, {"3"}), ElementsAre("v2-3"));
+  EXPECT_THAT(LoadNow(loader, {"3"}), ElementsAre("v2-3"));
+  EXPECT_EQ(executor_.fetches().size(), 3u);
+}
+
+// A lookup by another column primes the cache with the rows it found, by
+// primary key; it is still answered by the table itself.
+TEST_F(CachedLoaderTest, LookupByAnotherColumnPrimesPrimaryKeys) {
+  Loader loader(LoaderOptions(), executor_);
+  EXPECT_THAT(LoadNow(loader, {"v1-9"}, /*key_column=*/1), ElementsAre("v1-9"));
+  std::string label;
+  EXPECT_EQ(Look(cache_, things_, "9", &label), RowCache::Answer::kRows);
+  EXPECT_EQ(label, "v1-9");
+  EXPECT_THAT(LoadNow(loader, {"v1-9"}, 1), ElementsAre("v1-9"));
+  EXPECT_EQ(executor_.fetches().size(), 2u);
+}
+
+// Many threads looking up, filling, invalidating and clearing at once
+// (for ThreadSanitizer); the bound holds at the end.
+TEST_F(RowCacheTest, ConcurrentUseStaysWithinTheBound) {
+  constexpr size_t kMax = 32 << 10;
+  RowCache cache({.max_bytes = kMax, .shards = 4});
+  cache.Enable(things_);
+  cache.OnLive(1);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 random(t);
+      for (int i = 0; i < 20000; ++i) {
+        const std::string key = absl::StrCat(random() % 2000);
+        switch (random() % 8) {
+          case 0:
+            cache.Invalidate(*things_, {key});
+            break;
+          case 1:
+            cache.PutWritten(cache.BeginFill(), *things_, key, RowOf(1, "w"));
+            break;
+          case 2:
+            if (i % 1000 == 0) cache.ClearEntity(*things_);
+            break;
+          default: {
+            CachedRows rows;
+            if (cache.Lookup(*things_, key, &rows) ==
+                RowCache::Answer::kUnknown) {
+              cache.Install(cache.BeginFill(), *things_, key,
+                            RowOf(2, std::string(random() % 40, 'r')));
+            } else if (rows != nullptr) {
+              ASSERT_EQ(rows->size(), 1u);
+            }
+          }
+        }
+      }
+    });
+  }
+  std::thread feed([&] {
+    for (int i = 0; i < 200; ++i) {
+      cache.OnCommit(i, {{things_, {absl::StrCat(i)}}});
+      if (i % 50 == 0) {
+        cache.OnInterrupted(absl::UnavailableError("restart"));
+        cache.OnLive(i);
+      }
+    }
+  });
+  for (auto& t : threads) t.join();
+  feed.join();
+  EXPECT_LE(cache.Stats().bytes, kMax);
+}
+
+}  // namespace
+}  // namespace rowgate::loader
