@@ -59,7 +59,9 @@ using CqDataServiceBase = v1::DataService::WithRawMethod_BatchGet<
                         v1::DataService::WithRawCallbackMethod_ListEntities<
                             v1::DataService::
                                 WithRawCallbackMethod_DescribeEntity<
-                                    v1::DataService::Service>>>>>>>>;
+                                    v1::DataService::
+                                        WithRawCallbackMethod_Transact<
+                                            v1::DataService::Service>>>>>>>>>;
 
 class CqDataService final : public CqDataServiceBase {
  public:
@@ -95,6 +97,11 @@ class CqDataService final : public CqDataServiceBase {
       grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
       grpc::ByteBuffer* response) override {
     return impl_.DescribeEntity(context, request, response);
+  }
+  grpc::ServerUnaryReactor* Transact(grpc::CallbackServerContext* context,
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override {
+    return impl_.Transact(context, request, response);
   }
 
  private:

@@ -13,6 +13,7 @@
 #include "service/includes.h"
 #include "service/memory_backend.h"
 #include "service/proto_convert.h"
+#include "service/write_ops.h"
 #include "storage/composite_key.h"
 #include "storage/mutex.h"
 #include "storage/table_ops.h"
@@ -117,6 +118,15 @@ grpc::ServerUnaryReactor* ServeRaw(const grpc::ByteBuffer* raw_request,
 DataServiceImpl::DataServiceImpl(
     DataServiceOptions options, std::shared_ptr<const storage::Catalog> catalog,
     loader::Loader* loader, storage::WorkerPool* pool)
+    : DataServiceImpl(
+          std::move(options),
+          std::make_shared<storage::LiveCatalog>(std::move(catalog)), loader,
+          pool) {}
+
+DataServiceImpl::DataServiceImpl(DataServiceOptions options,
+                                 std::shared_ptr<storage::LiveCatalog> catalog,
+                                 loader::Loader* loader,
+                                 storage::WorkerPool* pool)
     : options_(std::move(options)),
       catalog_(std::move(catalog)),
       loader_(loader),
@@ -135,8 +145,10 @@ absl::Status DataServiceImpl::CheckRequestSize(absl::string_view what,
 
 absl::StatusOr<PreparedLookup> DataServiceImpl::PrepareLookup(
     const v1::BatchGetRequest& request) const {
+  // One catalog for the entity and its includes' relations.
+  const std::shared_ptr<const storage::Catalog> catalog = CurrentCatalog();
   absl::StatusOr<const storage::Entity*> entity =
-      FindEntity(*catalog_, request.entity());
+      FindEntity(*catalog, request.entity());
   if (!entity.ok()) return entity.status();
   PreparedLookup lookup;
   lookup.entity = *entity;
@@ -159,7 +171,7 @@ absl::StatusOr<PreparedLookup> DataServiceImpl::PrepareLookup(
         " is not a RowFormat (ROW_FORMAT_MAP or ROW_FORMAT_LIST)"));
   }
   absl::StatusOr<std::shared_ptr<const std::vector<loader::IncludePlan>>>
-      includes = ResolveIncludes(*catalog_, **entity, request.includes(),
+      includes = ResolveIncludes(*catalog, **entity, request.includes(),
                                  options_.max_include_depth);
   if (!includes.ok()) return includes.status();
   lookup.includes = *includes;
@@ -345,7 +357,7 @@ void DataServiceImpl::HandleInsert(
   if (pool_ == nullptr)
     return call->Reply(absl::UnimplementedError("no database"));
   absl::StatusOr<const storage::Entity*> entity =
-      FindEntity(*catalog_, request->entity());
+      FindEntity(*CurrentCatalog(), request->entity());
   if (!entity.ok()) return call->Reply(entity.status());
   if (request->rows_size() == 0) {
     return call->Reply(absl::InvalidArgumentError(
@@ -364,41 +376,49 @@ void DataServiceImpl::HandleInsert(
     if (!values.ok()) return call->Reply(values.status());
     rows.push_back(std::move(*values));
   }
+  absl::StatusOr<std::optional<storage::ConflictSpec>> conflict =
+      ConflictFromProto(**entity, *request);
+  if (!conflict.ok()) return call->Reply(conflict.status());
   if (absl::Status s =
           storage::RequestLog::CheckRequestId(request->request_id());
       !s.ok()) {
     return call->Reply(s);
   }
-  RunOnWorker(*pool_, context, call,
-              [log = options_.request_log, cache = options_.cache,
-               entity = *entity, rows = std::move(rows), request,
-               response](storage::Connection& conn) -> absl::Status {
-                // Before the statement: the cache's fill token
-                // (read-your-writes).
-                loader::WriteThrough through(cache, *entity);
-                std::vector<storage::Row> written;
-                bool replayed;
-                absl::Status status = WriteOnce(
-                    log, conn, "Insert", *request, response,
-                    [&](storage::Connection& c) -> absl::Status {
-                      absl::StatusOr<std::vector<storage::Row>> stored =
-                          storage::InsertRows(c, *entity, rows);
-                      if (!stored.ok()) return stored.status();
-                      const std::vector<int> all = AllColumns(*entity);
-                      for (const storage::Row& row : *stored) {
-                        RowToProto(*entity, row, all, response->add_rows());
-                      }
-                      written = std::move(*stored);
-                      return absl::OkStatus();
-                    },
-                    &replayed);
-                if (status.ok() && !replayed) {
-                  through.Written(written);
-                } else {
-                  through.Forget(rows, OutcomeUnknown(status));
-                }
-                return status;
-              });
+  RunOnWorker(
+      *pool_, context, call,
+      [log = options_.request_log, cache = options_.cache, entity = *entity,
+       rows = std::move(rows), conflict = std::move(*conflict), request,
+       response](storage::Connection& conn) -> absl::Status {
+        // Before the statement: the cache's fill token
+        // (read-your-writes).
+        loader::WriteThrough through(cache, *entity);
+        std::vector<storage::Row> written;
+        bool replayed;
+        absl::Status status = WriteOnce(
+            log, conn, "Insert", *request, response,
+            [&](storage::Connection& c) -> absl::Status {
+              if (conflict.has_value()) {
+                return RunUpsert(c, *entity, rows, *conflict, response,
+                                 &written);
+              }
+              absl::StatusOr<std::vector<storage::Row>> stored =
+                  storage::InsertRows(c, *entity, rows);
+              if (!stored.ok()) return stored.status();
+              const std::vector<int> all = AllColumns(*entity);
+              for (const storage::Row& row : *stored) {
+                RowToProto(*entity, row, all, response->add_rows());
+              }
+              written = std::move(*stored);
+              return absl::OkStatus();
+            },
+            &replayed);
+        if (status.ok() && !replayed) {
+          through.Written(written);
+        } else {
+          through.Forget(rows, OutcomeUnknown(status));
+        }
+        return status;
+      });
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::Update(
@@ -419,7 +439,7 @@ void DataServiceImpl::HandleUpdate(
   if (pool_ == nullptr)
     return call->Reply(absl::UnimplementedError("no database"));
   absl::StatusOr<const storage::Entity*> entity =
-      FindEntity(*catalog_, request->entity());
+      FindEntity(*CurrentCatalog(), request->entity());
   if (!entity.ok()) return call->Reply(entity.status());
   absl::StatusOr<storage::ColumnValues> values =
       RowFromProto(**entity, request->row(), options_.max_value_bytes);
@@ -475,7 +495,7 @@ void DataServiceImpl::HandleDelete(
   if (pool_ == nullptr)
     return call->Reply(absl::UnimplementedError("no database"));
   absl::StatusOr<const storage::Entity*> entity =
-      FindEntity(*catalog_, request->entity());
+      FindEntity(*CurrentCatalog(), request->entity());
   if (!entity.ok()) return call->Reply(entity.status());
   if (absl::Status s =
           CheckRequestSize("Delete asks", request->keys_size(), "keys");
@@ -575,8 +595,9 @@ void DataServiceImpl::HandlePage(
   v1::PageResponse* response = call->response();
   if (pool_ == nullptr)
     return call->Reply(absl::UnimplementedError("no database"));
+  const std::shared_ptr<const storage::Catalog> catalog = CurrentCatalog();
   absl::StatusOr<const storage::Entity*> entity =
-      FindEntity(*catalog_, request->entity());
+      FindEntity(*catalog, request->entity());
   if (!entity.ok()) return call->Reply(entity.status());
   absl::StatusOr<std::vector<int>> columns =
       ResolveColumns(**entity, request->columns());
@@ -678,7 +699,7 @@ void DataServiceImpl::HandlePage(
     query.order.push_back({*column, o.descending()});
   }
   absl::StatusOr<std::shared_ptr<const std::vector<loader::IncludePlan>>>
-      includes = ResolveIncludes(*catalog_, **entity, request->includes(),
+      includes = ResolveIncludes(*catalog, **entity, request->includes(),
                                  options_.max_include_depth);
   if (!includes.ok()) return call->Reply(includes.status());
   if (*includes != nullptr) {
@@ -755,7 +776,8 @@ void DataServiceImpl::HandleListEntities(
     grpc::CallbackServerContext* /*context*/,
     RawUnaryCall<v1::ListEntitiesRequest, v1::ListEntitiesResponse>* call) {
   v1::ListEntitiesResponse* response = call->response();
-  for (const storage::Entity& entity : catalog_->entities()) {
+  const std::shared_ptr<const storage::Catalog> catalog = CurrentCatalog();
+  for (const storage::Entity& entity : catalog->entities()) {
     service::DescribeEntity(entity, response->add_entities());
   }
   return call->Reply(absl::OkStatus());
@@ -776,7 +798,7 @@ void DataServiceImpl::HandleDescribeEntity(
   const v1::DescribeEntityRequest* request = &call->request();
   v1::EntityDescription* response = call->response();
   absl::StatusOr<const storage::Entity*> entity =
-      FindEntity(*catalog_, request->entity());
+      FindEntity(*CurrentCatalog(), request->entity());
   if (!entity.ok()) return call->Reply(entity.status());
   service::DescribeEntity(**entity, response);
   return call->Reply(absl::OkStatus());

@@ -23,6 +23,7 @@
 #include "service/raw_call.h"
 #include "storage/catalog.h"
 #include "storage/mutex.h"
+#include "storage/live_catalog.h"
 #include "storage/request_log.h"
 #include "storage/worker_pool.h"
 
@@ -51,6 +52,8 @@ struct DataServiceOptions {
   // outlive the service); null: no cache. BatchGet reaches it through the
   // loader.
   loader::RowCache* cache = nullptr;
+  // Operations one Transact may hold.
+  size_t max_operations_per_transaction = 100;
 };
 
 // A BatchGet request checked against the catalog, ready for the loader.
@@ -74,13 +77,20 @@ using RawDataService = v1::DataService::WithRawCallbackMethod_BatchGet<
                         v1::DataService::WithRawCallbackMethod_ListEntities<
                             v1::DataService::
                                 WithRawCallbackMethod_DescribeEntity<
-                                    v1::DataService::Service>>>>>>>>;
+                                    v1::DataService::
+                                        WithRawCallbackMethod_Transact<
+                                            v1::DataService::Service>>>>>>>>>;
 
 class DataServiceImpl final : public RawDataService {
  public:
   // `pool` may be null only with options.memory_backend.
   DataServiceImpl(DataServiceOptions options,
                   std::shared_ptr<const storage::Catalog> catalog,
+                  loader::Loader* loader, storage::WorkerPool* pool);
+  // Serving whatever `catalog` holds at each call (a migration applied
+  // while running is picked up).
+  DataServiceImpl(DataServiceOptions options,
+                  std::shared_ptr<storage::LiveCatalog> catalog,
                   loader::Loader* loader, storage::WorkerPool* pool);
 
   grpc::ServerUnaryReactor* BatchGet(grpc::CallbackServerContext* context,
@@ -106,6 +116,10 @@ class DataServiceImpl final : public RawDataService {
   grpc::ServerUnaryReactor* DescribeEntity(grpc::CallbackServerContext* context,
                                            const grpc::ByteBuffer* request,
                                            grpc::ByteBuffer* response) override;
+  // In transact_handler.cc.
+  grpc::ServerUnaryReactor* Transact(grpc::CallbackServerContext* context,
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
 
   // Shared by the unary and the streaming BatchGet.
   absl::StatusOr<PreparedLookup> PrepareLookup(
@@ -154,6 +168,13 @@ class DataServiceImpl final : public RawDataService {
   void HandleDescribeEntity(
       grpc::CallbackServerContext* context,
       RawUnaryCall<v1::DescribeEntityRequest, v1::EntityDescription>* call);
+  void HandleTransact(
+      grpc::CallbackServerContext* context,
+      RawUnaryCall<v1::TransactRequest, v1::TransactResponse>* call);
+  // The catalog calls are served from now; it stays alive while held.
+  std::shared_ptr<const storage::Catalog> CurrentCatalog() const {
+    return catalog_->Current();
+  }
 
   // A lookup with includes: its walk, once started, for CancelLookup.
   struct IncludeCall {
@@ -168,7 +189,7 @@ class DataServiceImpl final : public RawDataService {
   void ForgetIncludeCall(IncludeCall& call);
 
   const DataServiceOptions options_;
-  const std::shared_ptr<const storage::Catalog> catalog_;
+  const std::shared_ptr<storage::LiveCatalog> catalog_;
   loader::Loader* const loader_;
   storage::WorkerPool* const pool_;
   storage::Mutex include_calls_mu_;

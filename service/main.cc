@@ -39,6 +39,12 @@ ABSL_FLAG(std::string, version_column, "lastchange",
           "it.");
 ABSL_FLAG(int, max_keys_per_request, 1000,
           "Most keys (or rows) one BatchGet, Insert or Delete may carry.");
+ABSL_FLAG(int, max_operations_per_transaction, 100,
+          "Most operations one Transact may carry.");
+ABSL_FLAG(int, schema_poll_interval_ms, 1000,
+          "How often the schema's catalog is checked for a migration (a new "
+          "table, a new, dropped or retyped column); 0: never (a restart "
+          "picks changes up).");
 ABSL_FLAG(int, page_size_cap, 1000, "Largest page a Page call returns.");
 ABSL_FLAG(int, max_include_depth, 3,
           "Levels of includes (related rows) one BatchGet or Page may ask "
@@ -224,6 +230,10 @@ int main(int argc, char** argv) {
   RequireRange("cq_threads", absl::GetFlag(FLAGS_cq_threads), 0, 64);
   RequireRange("max_keys_per_request",
                absl::GetFlag(FLAGS_max_keys_per_request), 1, 1000000);
+  RequireRange("max_operations_per_transaction",
+               absl::GetFlag(FLAGS_max_operations_per_transaction), 1, 100000);
+  RequireRange("schema_poll_interval_ms",
+               absl::GetFlag(FLAGS_schema_poll_interval_ms), 0, 86400000);
   RequireRange("page_size_cap", absl::GetFlag(FLAGS_page_size_cap), 1, 1000000);
   RequireRange("max_include_depth", absl::GetFlag(FLAGS_max_include_depth), 1,
                16);
@@ -320,6 +330,10 @@ int main(int argc, char** argv) {
   options.request_id_retention =
       absl::Seconds(absl::GetFlag(FLAGS_request_id_retention_s));
   options.data.max_keys_per_request = absl::GetFlag(FLAGS_max_keys_per_request);
+  options.data.max_operations_per_transaction =
+      absl::GetFlag(FLAGS_max_operations_per_transaction);
+  options.schema_poll_interval =
+      absl::Milliseconds(absl::GetFlag(FLAGS_schema_poll_interval_ms));
   options.data.page_size_cap = absl::GetFlag(FLAGS_page_size_cap);
   options.data.max_filters_per_page = absl::GetFlag(FLAGS_max_filters_per_page);
   options.data.max_include_depth = absl::GetFlag(FLAGS_max_include_depth);

@@ -57,6 +57,12 @@ absl::StatusOr<storage::Value> ValueFromProto(const v1::Value& value,
           "the value for column \"", storage::Abbreviate(column),
           "\" is a list_value; a list is only a key of an entity with a "
           "composite primary key"));
+    case v1::Value::kReference:
+      // Resolved by Transact before it gets here; anywhere else it would
+      // silently read as null.
+      return absl::InvalidArgumentError(
+          absl::StrCat("the value for column \"", storage::Abbreviate(column),
+                       "\" is a reference, which only Transact resolves"));
     default:
       return std::monostate();
   }
@@ -260,6 +266,11 @@ void DescribeEntity(const storage::Entity& entity, v1::EntityDescription* out) {
     out_fk->set_column(fk.column);
     out_fk->set_references_entity(fk.references_entity);
     out_fk->set_references_column(fk.references_column);
+  }
+  for (const storage::UniqueKey& key : entity.unique_keys) {
+    v1::UniqueConstraint* out_key = out->add_unique_constraints();
+    out_key->set_name(key.name);
+    for (int c : key.columns) out_key->add_columns(entity.columns[c].name);
   }
 }
 

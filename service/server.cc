@@ -139,8 +139,39 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
     server->loader_ =
         std::make_unique<loader::Loader>(options.loader, *server->executor_);
   }
+  if (options.data.memory_backend) {
+    server->live_catalog_ =
+        std::make_shared<storage::LiveCatalog>(server->catalog_);
+  } else {
+    server->live_catalog_ = std::make_shared<storage::LiveCatalog>(
+        server->catalog_,
+        storage::LiveCatalog::Options{
+            .database_url = options.database_url,
+            .timeouts = options.db_timeouts,
+            .schema = options.schema,
+            .version_column = options.version_column,
+            .interval = options.schema_poll_interval,
+            .on_reload =
+                [](const storage::Catalog& catalog) {
+                  std::vector<std::string> names;
+                  for (const storage::Entity& e : catalog.entities()) {
+                    names.push_back(e.name);
+                  }
+                  Log(LogLevel::kInfo, "schema changed: catalog reloaded",
+                      {{"entities", absl::StrJoin(names, ",")}});
+                },
+            .on_error =
+                [](const absl::Status& status) {
+                  Log(LogLevel::kWarning, "schema check failed",
+                      {{"error", std::string(status.message())}});
+                }});
+    // A statement that failed on a stale catalog reloads it before its
+    // error is answered, so the next call sees the new shape.
+    storage::SetSchemaErrorHook(
+        [live = server->live_catalog_] { live->RefreshNow(absl::Seconds(2)); });
+  }
   server->data_service_ = std::make_unique<DataServiceImpl>(
-      options.data, server->catalog_, server->loader_.get(),
+      options.data, server->live_catalog_, server->loader_.get(),
       server->pool_.get());
   server->admin_service_ = std::make_unique<AdminServiceImpl>(
       server->loader_.get(),
@@ -488,6 +519,7 @@ void Server::Shutdown(absl::Duration grace) {
   // them, before the loader that queued those tasks goes away. Statements
   // still running at the end of the grace period are cut off.
   if (pool_) pool_->Shutdown(done_by);
+  storage::SetSchemaErrorHook(nullptr);
   if (health_thread_.joinable()) health_thread_.join();
   // Its slot goes with its connection: nothing left behind on the server.
   if (change_feed_) change_feed_->Stop();

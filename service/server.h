@@ -112,6 +112,8 @@ struct ServerOptions {
   // How long a request_id is remembered (at least; the purge runs every
   // tenth of it, at most every minute).
   absl::Duration request_id_retention = absl::Hours(24);
+  // How often the catalog is checked for a migration; zero: never.
+  absl::Duration schema_poll_interval = absl::Seconds(1);
   DataServiceOptions data;
   // BatchGet and StreamBatchGet on gRPC's completion-queue API (the hot
   // path, service/cq_server.h) with this many CQ threads; 0: on the
@@ -130,7 +132,8 @@ class Server {
   // The first TCP port bound (useful with a ":0" listen address); 0 when
   // listening on unix sockets only.
   int port() const { return port_; }
-  const storage::Catalog& catalog() const { return *catalog_; }
+  // The catalog served now (alive as long as this server).
+  const storage::Catalog& catalog() const { return *live_catalog_->Current(); }
   // The metrics HTTP port, 0 when metrics are off.
   int metrics_port() const { return metrics_http_ ? metrics_http_->port() : 0; }
   loader::LoaderStatsSnapshot LoaderStats() const;
@@ -161,6 +164,8 @@ class Server {
   // first, the pool (after an explicit drain in Shutdown) last.
   std::unique_ptr<storage::WorkerPool> pool_;
   std::shared_ptr<const storage::Catalog> catalog_;
+  // catalog_ kept current while running (storage/live_catalog.h).
+  std::shared_ptr<storage::LiveCatalog> live_catalog_;
   std::unique_ptr<storage::RequestLog> request_log_;
   std::unique_ptr<storage::RequestLogPurger> request_log_purger_;
   // The feed calls the cache from its own thread: it goes (is stopped)

@@ -5,6 +5,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "storage/unique_keys.h"
 
 namespace rowgate::storage {
 namespace {
@@ -180,6 +181,9 @@ absl::StatusOr<std::shared_ptr<const Catalog>> Catalog::Load(
     entities.push_back(std::move(e));
   }
   DiscoverRelations(entities);
+  if (absl::Status s = AddUniqueKeys(conn, schema, entities); !s.ok()) {
+    return s;
+  }
   return Assemble(std::move(entities), std::move(skipped));
 }
 

@@ -43,6 +43,14 @@ struct ForeignKeyRef {
   std::string references_column;
 };
 
+// A unique constraint or unique index (not the primary key): a possible
+// conflict target of an upsert. Only plain ones: no predicate, no
+// expression columns.
+struct UniqueKey {
+  std::string name;          // the constraint's (else the index's) name
+  std::vector<int> columns;  // indexes into Entity::columns, in key order
+};
+
 struct Entity {
   std::string name;
   std::string qualified_name;  // "schema"."table", quoted
@@ -58,6 +66,8 @@ struct Entity {
   // Discovered from every entity's foreign keys (relations.h).
   std::vector<Relation> relations;
   std::string select_list;  // every column, quoted, comma-separated
+  // Unique constraints and indexes besides the primary key, by name.
+  std::vector<UniqueKey> unique_keys;
 
   // The named relation, or nullptr.
   const Relation* FindRelation(absl::string_view name) const;

@@ -31,6 +31,30 @@ constexpr char kSessionSetup[] =
 
 std::array<std::atomic<uint64_t>, 17> error_counts{};
 
+// Bumped by InvalidatePreparedStatements; each connection remembers the
+// value its prepared statements were made under.
+std::atomic<uint64_t> prepared_generation{0};
+
+// SetSchemaErrorHook's hook. Leaked: connections of exiting threads may
+// still call it.
+Mutex& HookMutex() {
+  static Mutex* mu = new Mutex();
+  return *mu;
+}
+std::function<void()>& Hook() {
+  static auto* hook = new std::function<void()>();
+  return *hook;
+}
+
+// PostgreSQL's words for a prepared statement whose result columns changed
+// under it (SQLSTATE 0A000): nothing ran, so running it again is safe.
+constexpr absl::string_view kPlanChanged =
+    "cached plan must not change result type";
+
+bool IsSchemaErrorState(absl::string_view sqlstate) {
+  return sqlstate == "42703" || sqlstate == "42P01" || sqlstate == "0A000";
+}
+
 // Cancel requests still waiting for a server's answer. libpq 15's PQcancel
 // has no timeout, so a cancel sent to a silent server runs on a thread of
 // its own (see PoliteCancel); beyond this many, the hard cutoff alone
@@ -181,6 +205,15 @@ std::string RollbackSqlState(const pqxx::transaction_rollback& e) {
 
 }  // namespace
 
+void InvalidatePreparedStatements() {
+  prepared_generation.fetch_add(1, std::memory_order_relaxed);
+}
+
+void SetSchemaErrorHook(std::function<void()> hook) {
+  MutexLock lock(&HookMutex());
+  Hook() = std::move(hook);
+}
+
 std::array<uint64_t, 17> DatabaseErrorCounts() {
   std::array<uint64_t, 17> out;
   for (size_t i = 0; i < out.size(); ++i) {
@@ -225,6 +258,22 @@ struct Connection::State {
   // Shared only with a cancel request in flight (PoliteCancel).
   std::shared_ptr<pqxx::connection> conn;
   absl::flat_hash_map<std::string, std::string> prepared;  // sql -> name
+  uint64_t next_name = 0;  // names are never reused on one session
+  // prepared_generation when `prepared` was last emptied.
+  uint64_t generation = prepared_generation.load(std::memory_order_relaxed);
+  // Between a BEGIN and its COMMIT/ROLLBACK (sent through Execute).
+  bool in_transaction = false;
+  // Set by ExecuteOnce: the statement failed as a stale catalog makes it
+  // fail; and whether running it again is safe (a re-planned statement).
+  bool schema_error = false;
+  bool replan = false;
+
+  void Reset() {
+    conn.reset();
+    prepared.clear();
+    in_transaction = false;
+    generation = prepared_generation.load(std::memory_order_relaxed);
+  }
 };
 
 Connection::Connection(std::string url, DeadlineWatchdog* watchdog,
@@ -244,15 +293,22 @@ int Connection::backend_pid() const {
   return state_->conn ? state_->conn->backendpid() : 0;
 }
 
-void Connection::Disconnect() {
-  state_->conn.reset();
-  state_->prepared.clear();
+void Connection::Disconnect() { state_->Reset(); }
+
+void Connection::MaybeDropPrepared() {
+  if (state_->in_transaction ||
+      state_->generation ==
+          prepared_generation.load(std::memory_order_relaxed)) {
+    return;
+  }
+  // A fresh session rather than DEALLOCATE per statement: bounded by the
+  // connect timeout, and once per connection per migration.
+  state_->Reset();
 }
 
 absl::Status Connection::EnsureConnected() {
   if (state_->conn && state_->conn->is_open()) return absl::OkStatus();
-  state_->conn.reset();
-  state_->prepared.clear();
+  state_->Reset();
   const absl::Time start = absl::Now();
   try {
     // libpq gives up after connect_timeout; the set-up statements get as
@@ -296,7 +352,25 @@ void Connection::Interrupt() {
 
 absl::StatusOr<QueryResult> Connection::Execute(const std::string& sql,
                                                 const Params& params) {
+  MaybeDropPrepared();
+  state_->schema_error = state_->replan = false;
   absl::StatusOr<QueryResult> result = ExecuteOnce(sql, params);
+  const bool schema_error = state_->schema_error;
+  // Re-planned once: its prepared form was dropped by ExecuteOnce.
+  if (!result.ok() && state_->replan) result = ExecuteOnce(sql, params);
+  if (sql == "BEGIN") {
+    state_->in_transaction = result.ok();
+  } else if (sql == "COMMIT" || sql == "ROLLBACK") {
+    state_->in_transaction = false;
+  }
+  if (schema_error) {
+    std::function<void()> hook;
+    {
+      MutexLock lock(&HookMutex());
+      hook = Hook();
+    }
+    if (hook) hook();
+  }
   if (!result.ok()) {
     const size_t code = static_cast<size_t>(result.status().code());
     if (code < error_counts.size()) {
@@ -349,24 +423,23 @@ absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
     }
     return cutoff.Disarm() || interrupted;
   };
-  auto drop_connection = [&] {
-    state_->conn.reset();
-    state_->prepared.clear();
-  };
+  auto drop_connection = [&] { state_->Reset(); };
   std::vector<const char*> raw;
   raw.reserve(params.size());
   for (const auto& p : params) raw.push_back(p ? p->c_str() : nullptr);
   auto dynamic = pqxx::prepare::make_dynamic_params(raw);
   auto rep = std::make_shared<QueryResult::Rep>();
+  bool was_prepared = false;
   try {
     pqxx::nontransaction txn(*state_->conn);
     auto it = state_->prepared.find(sql);
     if (it == state_->prepared.end() &&
         state_->prepared.size() < kMaxPreparedStatements) {
-      std::string name = absl::StrCat("rg", state_->prepared.size());
+      std::string name = absl::StrCat("rg", state_->next_name++);
       state_->conn->prepare(name, sql);
       it = state_->prepared.emplace(sql, std::move(name)).first;
     }
+    was_prepared = it != state_->prepared.end();
     if (it != state_->prepared.end()) {
       rep->result = txn.exec_prepared(it->second, dynamic);
     } else {
@@ -395,6 +468,15 @@ absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
     if (cut || abandon || SqlStateBreaksConnection(sqlstate) ||
         !state_->conn->is_open()) {
       drop_connection();
+    }
+    if (IsSchemaErrorState(sqlstate)) state_->schema_error = true;
+    if (sqlstate == "0A000" && was_prepared && !state_->in_transaction &&
+        absl::StrContains(e.what(), kPlanChanged) && state_->conn) {
+      // The table's columns changed under the prepared statement; it did
+      // not run. Prepared anew under another name, it runs once more (the
+      // old one is freed with the session at the next invalidation).
+      state_->prepared.erase(sql);
+      state_->replan = true;
     }
     if (sqlstate == "57014") {
       if (cancelled) {

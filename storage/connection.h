@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -71,6 +72,19 @@ class QueryResult {
 // absl::StatusCode their error maps to (index = code). Process-wide;
 // thread-safe; for metrics.
 std::array<uint64_t, 17> DatabaseErrorCounts();
+
+// Makes every Connection drop its prepared statements before its next
+// statement outside a transaction: the schema changed (LiveCatalog), and a
+// statement prepared for the old shape could fail ("cached plan must not
+// change result type") or just hold a slot. Thread-safe; never blocks.
+void InvalidatePreparedStatements();
+
+// Called (on the failing statement's thread, after the error) when a
+// statement fails the way a stale catalog makes it fail: SQLSTATE 42703
+// (undefined column), 42P01 (undefined table) or 0A000 (cached plan
+// changed). LiveCatalog sets it to reload at once; it may block (bounded).
+// Set it before any statement runs; null: none.
+void SetSchemaErrorHook(std::function<void()> hook);
 
 class Connection {
  public:
@@ -124,6 +138,9 @@ class Connection {
  private:
   absl::StatusOr<QueryResult> ExecuteOnce(const std::string& sql,
                                           const Params& params);
+  // Drops this connection's prepared statements if the schema changed
+  // since they were prepared, unless a transaction is open.
+  void MaybeDropPrepared();
 
   struct State;
   std::string url_;
