@@ -105,10 +105,10 @@ struct LoadResult {
   std::vector<const std::vector<storage::Row>*> rows_per_key;
   // Keeps the rows pointed to alive; batches are shared among callers.
   std::vector<std::shared_ptr<const storage::KeyedRows>> batches;
-  // What LoadRequest::includes found; null without includes.
-  std::shared_ptr<const IncludeResult> included;
   // Keeps rows answered from the RowCache alive.
   std::vector<CachedRows> cached;
+  // What LoadRequest::includes found; null without includes.
+  std::shared_ptr<const IncludeResult> included;
 };
 
 using LoadCallback = absl::AnyInvocable<void(absl::StatusOr<LoadResult>) &&>;

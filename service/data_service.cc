@@ -158,18 +158,18 @@ absl::StatusOr<PreparedLookup> DataServiceImpl::PrepareLookup(
         "row_format ", request.row_format(),
         " is not a RowFormat (ROW_FORMAT_MAP or ROW_FORMAT_LIST)"));
   }
+  if (request.row_format() == v1::ROW_FORMAT_LIST &&
+      request.includes_size() > 0) {
+    return absl::InvalidArgumentError(
+        "includes need row_format ROW_FORMAT_MAP: related rows are answered "
+        "inside each row's map (Row.related)");
+  }
   absl::StatusOr<std::shared_ptr<const std::vector<loader::IncludePlan>>>
       includes = ResolveIncludes(*catalog_, **entity, request.includes(),
                                  options_.max_include_depth);
   if (!includes.ok()) return includes.status();
   lookup.includes = *includes;
   lookup.load.includes = std::move(*includes);
-  if (lookup.includes != nullptr &&
-      request.row_format() == v1::ROW_FORMAT_LIST) {
-    return absl::InvalidArgumentError(
-        "includes need row_format ROW_FORMAT_MAP (related rows are carried "
-        "in Row.related)");
-  }
   if (absl::Status s =
           CheckRequestSize("BatchGet asks", request.keys_size(), "keys");
       !s.ok()) {
