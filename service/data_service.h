@@ -46,14 +46,14 @@ struct DataServiceOptions {
   // Where Insert/Update/Delete with a request_id are deduplicated (must
   // outlive the service); null: such writes answer FAILED_PRECONDITION.
   const storage::RequestLog* request_log = nullptr;
-  // Include levels a BatchGet or Page may ask for (--max_include_depth).
-  int max_include_depth = 3;
   // The row cache Insert/Update/Delete keep current and Page primes (must
   // outlive the service); null: no cache. BatchGet reaches it through the
   // loader.
   loader::RowCache* cache = nullptr;
   // Operations one Transact may hold.
   size_t max_operations_per_transaction = 100;
+  // Include levels a BatchGet or Page may ask for (--max_include_depth).
+  int max_include_depth = 3;
 };
 
 // A BatchGet request checked against the catalog, ready for the loader.
