@@ -1,10 +1,9 @@
 -- rowgate's demo schema: the notebook's SQLAlchemy models (users, groups,
 -- grouptypes and the users_groups M:N link), database first.
 --
--- Every id comes from one shared sequence, all_id_seq, as in the notebook.
--- One deviation: the notebook makes users_groups' primary key the triple
--- (id, user_id, group_id); here id alone is the primary key and the pair is
--- unique, so the link is an entity of its own with a one-column key.
+-- Every id comes from one shared sequence, all_id_seq, as in the notebook,
+-- and users_groups' primary key is the notebook's triple (id, user_id,
+-- group_id): rowgate serves composite keys (README "Composite keys").
 -- lastchange holds UTC wall-clock time (timestamp without time zone, like
 -- the notebook's DateTime) and is rowgate's optimistic-concurrency version.
 
@@ -37,11 +36,12 @@ CREATE INDEX groups_externalid_idx ON groups ("externalId");
 CREATE INDEX groups_grouptype_id_idx ON groups (grouptype_id);
 
 CREATE TABLE users_groups (
-  id bigint PRIMARY KEY DEFAULT nextval('all_id_seq'),
-  user_id bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-  group_id bigint NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
-  UNIQUE (user_id, group_id)
+  id bigint DEFAULT nextval('all_id_seq'),
+  user_id bigint REFERENCES users (id) ON DELETE CASCADE,
+  group_id bigint REFERENCES groups (id) ON DELETE CASCADE,
+  PRIMARY KEY (id, user_id, group_id)
 );
+CREATE INDEX users_groups_user_id_idx ON users_groups (user_id);
 CREATE INDEX users_groups_group_id_idx ON users_groups (group_id);
 
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;

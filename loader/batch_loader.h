@@ -82,6 +82,9 @@ class PoolBatchExecutor : public BatchExecutor {
   storage::WorkerPool& pool_;
 };
 
+struct IncludePlan;    // include_walk.h
+struct IncludeResult;  // include_walk.h
+
 struct LoadRequest {
   const storage::Entity* entity = nullptr;
   int key_column = -1;
@@ -91,6 +94,10 @@ struct LoadRequest {
   // The caller's deadline. A batch's query is cancelled in PostgreSQL once
   // the latest deadline among its waiters has passed.
   absl::Time deadline = absl::InfiniteFuture();
+  // Relations to follow from the rows found (include_walk.h). The Loader
+  // itself ignores them: DataServiceImpl::StartLookup walks them once this
+  // lookup is answered, and answers with LoadResult::included.
+  std::shared_ptr<const std::vector<IncludePlan>> includes;
 };
 
 struct LoadResult {
@@ -100,6 +107,8 @@ struct LoadResult {
   std::vector<std::shared_ptr<const storage::KeyedRows>> batches;
   // Keeps rows answered from the RowCache alive.
   std::vector<CachedRows> cached;
+  // What LoadRequest::includes found; null without includes.
+  std::shared_ptr<const IncludeResult> included;
 };
 
 using LoadCallback = absl::AnyInvocable<void(absl::StatusOr<LoadResult>) &&>;

@@ -10,9 +10,12 @@
 #include "loader/write_through.h"
 #include "service/batch_get_reactors.h"
 #include "service/call_context.h"
+#include "service/includes.h"
 #include "service/memory_backend.h"
 #include "service/proto_convert.h"
 #include "service/write_ops.h"
+#include "storage/composite_key.h"
+#include "storage/mutex.h"
 #include "storage/table_ops.h"
 
 namespace rowgate::service {
@@ -148,7 +151,9 @@ absl::StatusOr<PreparedLookup> DataServiceImpl::PrepareLookup(
   PreparedLookup lookup;
   lookup.entity = *entity;
   lookup.load.entity = *entity;
-  lookup.load.key_column = (*entity)->primary_key;
+  lookup.load.key_column = (*entity)->composite_key()
+                               ? storage::kCompositeKeyColumn
+                               : (*entity)->primary_key;
   if (!request.key_column().empty()) {
     absl::StatusOr<int> column = FindColumn(**entity, request.key_column());
     if (!column.ok()) return column.status();
@@ -163,19 +168,29 @@ absl::StatusOr<PreparedLookup> DataServiceImpl::PrepareLookup(
         "row_format ", request.row_format(),
         " is not a RowFormat (ROW_FORMAT_MAP or ROW_FORMAT_LIST)"));
   }
+  absl::StatusOr<std::shared_ptr<const std::vector<loader::IncludePlan>>>
+      includes =
+          ResolveIncludes(*CurrentCatalog(), **entity, request.includes(),
+                          options_.max_include_depth);
+  if (!includes.ok()) return includes.status();
+  lookup.includes = *includes;
+  lookup.load.includes = std::move(*includes);
+  if (lookup.includes != nullptr &&
+      request.row_format() == v1::ROW_FORMAT_LIST) {
+    return absl::InvalidArgumentError(
+        "includes need row_format ROW_FORMAT_MAP (related rows are carried "
+        "in Row.related)");
+  }
   if (absl::Status s =
           CheckRequestSize("BatchGet asks", request.keys_size(), "keys");
       !s.ok()) {
     return s;
   }
-  const storage::Column& key = (*entity)->columns[lookup.load.key_column];
   lookup.load.keys.reserve(request.keys_size());
   for (int i = 0; i < request.keys_size(); ++i) {
-    absl::StatusOr<storage::Value> value =
-        ValueFromProto(request.keys(i), key.name, options_.max_value_bytes);
     absl::StatusOr<std::string> canonical =
-        value.ok() ? storage::CanonicalKey(key.name, key.type, *value)
-                   : absl::StatusOr<std::string>(value.status());
+        KeyFromProto(**entity, lookup.load.key_column, request.keys(i),
+                     options_.max_value_bytes);
     if (!canonical.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("key ", i, " of entity ", (*entity)->name, ": ",
@@ -207,15 +222,83 @@ void DataServiceImpl::FillResponse(const PreparedLookup& lookup,
     for (const storage::Row& row : *rows) {
       if (as_list) {
         RowToValueList(row, lookup.columns, out->add_value_rows());
-      } else {
-        RowToProto(*lookup.entity, row, lookup.columns, out->add_rows());
+        continue;
+      }
+      v1::Row* out_row = out->add_rows();
+      RowToProto(*lookup.entity, row, lookup.columns, out_row);
+      if (lookup.includes != nullptr && result.included != nullptr) {
+        AttachIncluded(*lookup.includes, result.included->includes,
+                       *lookup.entity, row, out_row);
       }
     }
   }
 }
 
+std::shared_ptr<loader::LoadTicket> DataServiceImpl::StartIncludeLookup(
+    loader::LoadRequest request, loader::LoadCallback done) {
+  auto call = std::make_shared<IncludeCall>();
+  std::shared_ptr<const std::vector<loader::IncludePlan>> plans =
+      std::move(request.includes);
+  request.includes = nullptr;
+  const storage::Entity* entity = request.entity;
+  const absl::Time deadline = request.deadline;
+  std::shared_ptr<loader::LoadTicket> ticket = loader_->Load(
+      std::move(request),
+      [this, call, plans, entity, deadline, done = std::move(done)](
+          absl::StatusOr<loader::LoadResult> result) mutable {
+        if (!result.ok()) {
+          ForgetIncludeCall(*call);
+          return std::move(done)(result.status());
+        }
+        auto first = std::make_shared<loader::LoadResult>(std::move(*result));
+        // On the worker that answered the first level: Start never blocks.
+        std::shared_ptr<loader::IncludeWalk> walk = loader::IncludeWalk::Start(
+            *loader_, plans, *entity, AllRows(*first), deadline,
+            [this, call, first, done = std::move(done)](
+                absl::StatusOr<loader::IncludeResult> included) mutable {
+              ForgetIncludeCall(*call);
+              if (!included.ok()) return std::move(done)(included.status());
+              first->included = std::make_shared<const loader::IncludeResult>(
+                  std::move(*included));
+              std::move(done)(std::move(*first));
+            });
+        std::optional<absl::Status> cancelled;
+        {
+          storage::MutexLock lock(&call->mu);
+          if (!call->finished) {
+            call->walk = walk;
+            cancelled = call->cancelled;
+          }
+        }
+        if (cancelled.has_value()) walk->Cancel(*cancelled);
+      });
+  storage::MutexLock map_lock(&include_calls_mu_);
+  storage::MutexLock lock(&call->mu);
+  if (!call->finished) {
+    call->ticket = ticket;
+    include_calls_[ticket.get()] = call;
+  }
+  return ticket;
+}
+
+void DataServiceImpl::ForgetIncludeCall(IncludeCall& call) {
+  std::shared_ptr<loader::LoadTicket> ticket;
+  {
+    storage::MutexLock lock(&call.mu);
+    call.finished = true;
+    call.walk = nullptr;
+    ticket = std::move(call.ticket);
+  }
+  if (ticket == nullptr) return;
+  storage::MutexLock lock(&include_calls_mu_);
+  include_calls_.erase(ticket.get());
+}
+
 std::shared_ptr<loader::LoadTicket> DataServiceImpl::StartLookup(
     loader::LoadRequest request, loader::LoadCallback done) {
+  if (!options_.memory_backend && request.includes != nullptr) {
+    return StartIncludeLookup(std::move(request), std::move(done));
+  }
   if (!options_.memory_backend)
     return loader_->Load(std::move(request), std::move(done));
   std::move(done)(MemoryLookup(request.keys, options_.memory_backend_rows));
@@ -224,8 +307,24 @@ std::shared_ptr<loader::LoadTicket> DataServiceImpl::StartLookup(
 
 void DataServiceImpl::CancelLookup(
     const std::shared_ptr<loader::LoadTicket>& ticket, absl::Status status) {
-  if (loader_ != nullptr && ticket != nullptr)
-    loader_->Cancel(ticket, std::move(status));
+  if (loader_ == nullptr || ticket == nullptr) return;
+  loader_->Cancel(ticket, status);
+  // A lookup with includes may be past its first level: cancel its walk.
+  std::shared_ptr<IncludeCall> call;
+  {
+    storage::MutexLock lock(&include_calls_mu_);
+    auto it = include_calls_.find(ticket.get());
+    if (it == include_calls_.end()) return;
+    call = it->second;
+  }
+  std::shared_ptr<loader::IncludeWalk> walk;
+  {
+    storage::MutexLock lock(&call->mu);
+    if (call->finished) return;
+    call->cancelled = status;
+    walk = call->walk;
+  }
+  if (walk != nullptr) walk->Cancel(std::move(status));
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::BatchGet(
@@ -403,10 +502,24 @@ void DataServiceImpl::HandleDelete(
     return call->Reply(s);
   }
   std::vector<storage::Value> keys;
+  // An entity with a composite key is deleted by canonical key texts.
+  std::vector<std::string> composite_keys;
   keys.reserve(request->keys_size());
-  for (const v1::Value& key : request->keys()) {
-    absl::StatusOr<storage::Value> value =
-        ValueFromProto(key, (*entity)->key().name, options_.max_value_bytes);
+  for (int i = 0; i < request->keys_size(); ++i) {
+    if ((*entity)->composite_key()) {
+      absl::StatusOr<std::string> key =
+          KeyFromProto(**entity, storage::kCompositeKeyColumn, request->keys(i),
+                       options_.max_value_bytes);
+      if (!key.ok()) {
+        return call->Reply(absl::InvalidArgumentError(
+            absl::StrCat("key ", i, " of entity ", (*entity)->name, ": ",
+                         key.status().message())));
+      }
+      composite_keys.push_back(std::move(*key));
+      continue;
+    }
+    absl::StatusOr<storage::Value> value = ValueFromProto(
+        request->keys(i), (*entity)->key().name, options_.max_value_bytes);
     if (!value.ok()) return call->Reply(value.status());
     keys.push_back(std::move(*value));
   }
@@ -423,40 +536,44 @@ void DataServiceImpl::HandleDelete(
       !s.ok()) {
     return call->Reply(s);
   }
-  RunOnWorker(*pool_, context, call,
-              [log = options_.request_log, cache = options_.cache,
-               entity = *entity, keys = std::move(keys), expected, request,
-               response](storage::Connection& conn) -> absl::Status {
-                loader::WriteThrough through(cache, *entity);
-                std::vector<storage::Value> gone, kept;
-                bool replayed;
-                absl::Status status = WriteOnce(
-                    log, conn, "Delete", *request, response,
-                    [&](storage::Connection& c) -> absl::Status {
-                      absl::StatusOr<std::vector<bool>> deleted =
-                          storage::DeleteRows(c, *entity, keys, expected);
-                      if (!deleted.ok()) return deleted.status();
-                      gone.clear();
-                      kept.clear();
-                      for (size_t i = 0; i < deleted->size(); ++i) {
-                        if ((*deleted)[i]) {
-                          *response->add_deleted_keys() = request->keys(i);
-                          gone.push_back(keys[i]);
-                        } else {
-                          kept.push_back(keys[i]);
-                        }
-                      }
-                      return absl::OkStatus();
-                    },
-                    &replayed);
-                if (status.ok() && !replayed) {
-                  through.Deleted(gone);
-                  through.Forget(kept);
+  RunOnWorker(
+      *pool_, context, call,
+      [log = options_.request_log, cache = options_.cache, entity = *entity,
+       keys = std::move(keys), composite_keys = std::move(composite_keys),
+       expected, request, response](storage::Connection& conn) -> absl::Status {
+        loader::WriteThrough through(cache, *entity);
+        std::vector<storage::Value> gone, kept;
+        bool replayed;
+        absl::Status status = WriteOnce(
+            log, conn, "Delete", *request, response,
+            [&](storage::Connection& c) -> absl::Status {
+              absl::StatusOr<std::vector<bool>> deleted =
+                  entity->composite_key()
+                      ? storage::DeleteRowsForKeys(c, *entity, composite_keys,
+                                                   expected)
+                      : storage::DeleteRows(c, *entity, keys, expected);
+              if (!deleted.ok()) return deleted.status();
+              gone.clear();
+              kept.clear();
+              for (size_t i = 0; i < deleted->size(); ++i) {
+                if ((*deleted)[i]) {
+                  *response->add_deleted_keys() = request->keys(i);
+                  gone.push_back(keys[i]);
                 } else {
-                  through.Forget(keys);
+                  kept.push_back(keys[i]);
                 }
-                return status;
-              });
+              }
+              return absl::OkStatus();
+            },
+            &replayed);
+        if (status.ok() && !replayed) {
+          through.Deleted(gone);
+          through.Forget(kept);
+        } else {
+          through.Forget(keys);
+        }
+        return status;
+      });
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::Page(
@@ -578,6 +695,15 @@ void DataServiceImpl::HandlePage(
     if (!column.ok()) return call->Reply(column.status());
     query.order.push_back({*column, o.descending()});
   }
+  absl::StatusOr<std::shared_ptr<const std::vector<loader::IncludePlan>>>
+      includes =
+          ResolveIncludes(*CurrentCatalog(), **entity, request->includes(),
+                          options_.max_include_depth);
+  if (!includes.ok()) return call->Reply(includes.status());
+  if (*includes != nullptr) {
+    return PageWithIncludes(context, call, *entity, std::move(query),
+                            std::move(*columns), std::move(*includes));
+  }
   RunOnWorker(*pool_, context, call,
               [entity = *entity, query = std::move(query),
                columns = std::move(*columns), cache = options_.cache,
@@ -594,6 +720,45 @@ void DataServiceImpl::HandlePage(
                 response->set_next_page_token(std::move(page->next_page_token));
                 return absl::OkStatus();
               });
+}
+
+void DataServiceImpl::PageWithIncludes(
+    grpc::CallbackServerContext* context,
+    RawUnaryCall<v1::PageRequest, v1::PageResponse>* call,
+    const storage::Entity* entity, storage::PageQuery query,
+    std::vector<int> columns,
+    std::shared_ptr<const std::vector<loader::IncludePlan>> includes) {
+  const absl::Time deadline = DeadlineOf(context);
+  absl::Status queued = pool_->TryPost(
+      [this, call, entity, deadline, query = std::move(query),
+       columns = std::move(columns),
+       includes = std::move(includes)](storage::Connection& conn) mutable {
+        conn.set_deadline(deadline);
+        absl::StatusOr<storage::PageResult> fetched =
+            storage::FetchPage(conn, *entity, query);
+        if (!fetched.ok()) return call->Reply(fetched.status());
+        auto page = std::make_shared<storage::PageResult>(std::move(*fetched));
+        std::vector<const storage::Row*> rows;
+        for (const storage::Row& row : page->rows) rows.push_back(&row);
+        // Never blocks: the walk's lookups run on other workers (or this
+        // one, once this task returns).
+        loader::IncludeWalk::Start(
+            *loader_, includes, *entity, std::move(rows), deadline,
+            [call, entity, page, includes, columns = std::move(columns)](
+                absl::StatusOr<loader::IncludeResult> included) {
+              if (!included.ok()) return call->Reply(included.status());
+              v1::PageResponse* response = call->response();
+              for (const storage::Row& row : page->rows) {
+                v1::Row* out = response->add_rows();
+                RowToProto(*entity, row, columns, out);
+                AttachIncluded(*includes, included->includes, *entity, row,
+                               out);
+              }
+              response->set_next_page_token(page->next_page_token);
+              call->Reply(absl::OkStatus());
+            });
+      });
+  if (!queued.ok()) call->Reply(queued);
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::ListEntities(

@@ -12,14 +12,18 @@
 #define ROWGATE_SERVICE_DATA_SERVICE_H_
 
 #include <memory>
+#include <optional>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "loader/batch_loader.h"
+#include "loader/include_walk.h"
 #include "rowgate/v1/rowgate.grpc.pb.h"
 #include "service/raw_call.h"
 #include "storage/catalog.h"
 #include "storage/live_catalog.h"
+#include "storage/mutex.h"
 #include "storage/request_log.h"
 #include "storage/worker_pool.h"
 
@@ -48,6 +52,8 @@ struct DataServiceOptions {
   loader::RowCache* cache = nullptr;
   // Operations one Transact may hold.
   size_t max_operations_per_transaction = 100;
+  // Include levels a BatchGet or Page may ask for (--max_include_depth).
+  int max_include_depth = 3;
 };
 
 // A BatchGet request checked against the catalog, ready for the loader.
@@ -55,6 +61,9 @@ struct PreparedLookup {
   const storage::Entity* entity = nullptr;
   std::vector<int> columns;
   loader::LoadRequest load;
+  // The request's includes (also in load.includes, which StartLookup
+  // consumes); FillResponse writes what they found.
+  std::shared_ptr<const std::vector<loader::IncludePlan>> includes;
 };
 
 // Every method is served raw (see raw_call.h): requests are parsed here, so
@@ -120,7 +129,10 @@ class DataServiceImpl final : public RawDataService {
                     const loader::LoadResult& result,
                     v1::BatchGetResponse* response) const;
   // Starts a lookup: through the loader, or answered inline from memory in
-  // memory_backend mode. `done` runs exactly once.
+  // memory_backend mode. `done` runs exactly once. With request.includes,
+  // the relations are walked (loader::IncludeWalk) once the rows are in,
+  // and `done` gets them in LoadResult::included; CancelLookup cancels the
+  // walk too.
   std::shared_ptr<loader::LoadTicket> StartLookup(loader::LoadRequest request,
                                                   loader::LoadCallback done);
   void CancelLookup(const std::shared_ptr<loader::LoadTicket>& ticket,
@@ -142,6 +154,14 @@ class DataServiceImpl final : public RawDataService {
                     RawUnaryCall<v1::DeleteRequest, v1::DeleteResponse>* call);
   void HandlePage(grpc::CallbackServerContext* context,
                   RawUnaryCall<v1::PageRequest, v1::PageResponse>* call);
+  // The page is read on a worker, then its includes are walked through the
+  // loader; the reply is finished from the walk's last lookup.
+  void PageWithIncludes(
+      grpc::CallbackServerContext* context,
+      RawUnaryCall<v1::PageRequest, v1::PageResponse>* call,
+      const storage::Entity* entity, storage::PageQuery query,
+      std::vector<int> columns,
+      std::shared_ptr<const std::vector<loader::IncludePlan>> includes);
   void HandleListEntities(
       grpc::CallbackServerContext* context,
       RawUnaryCall<v1::ListEntitiesRequest, v1::ListEntitiesResponse>* call);
@@ -156,10 +176,25 @@ class DataServiceImpl final : public RawDataService {
     return catalog_->Current();
   }
 
+  // A lookup with includes: its walk, once started, for CancelLookup.
+  struct IncludeCall {
+    storage::Mutex mu;
+    std::shared_ptr<loader::IncludeWalk> walk ABSL_GUARDED_BY(mu);
+    std::optional<absl::Status> cancelled ABSL_GUARDED_BY(mu);
+    bool finished ABSL_GUARDED_BY(mu) = false;
+    std::shared_ptr<loader::LoadTicket> ticket ABSL_GUARDED_BY(mu);
+  };
+  std::shared_ptr<loader::LoadTicket> StartIncludeLookup(
+      loader::LoadRequest request, loader::LoadCallback done);
+  void ForgetIncludeCall(IncludeCall& call);
+
   const DataServiceOptions options_;
   const std::shared_ptr<storage::LiveCatalog> catalog_;
   loader::Loader* const loader_;
   storage::WorkerPool* const pool_;
+  storage::Mutex include_calls_mu_;
+  absl::flat_hash_map<const loader::LoadTicket*, std::shared_ptr<IncludeCall>>
+      include_calls_ ABSL_GUARDED_BY(include_calls_mu_);
 };
 
 }  // namespace rowgate::service

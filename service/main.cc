@@ -46,6 +46,9 @@ ABSL_FLAG(int, schema_poll_interval_ms, 1000,
           "table, a new, dropped or retyped column); 0: never (a restart "
           "picks changes up).");
 ABSL_FLAG(int, page_size_cap, 1000, "Largest page a Page call returns.");
+ABSL_FLAG(int, max_include_depth, 3,
+          "Levels of includes (related rows) one BatchGet or Page may ask "
+          "for; deeper is INVALID_ARGUMENT naming the include path");
 ABSL_FLAG(int, max_filters_per_page, 64,
           "Most filters one Page call may carry.");
 ABSL_FLAG(int, max_in_values, 1000, "Most values one IN filter may list.");
@@ -232,6 +235,8 @@ int main(int argc, char** argv) {
   RequireRange("schema_poll_interval_ms",
                absl::GetFlag(FLAGS_schema_poll_interval_ms), 0, 86400000);
   RequireRange("page_size_cap", absl::GetFlag(FLAGS_page_size_cap), 1, 1000000);
+  RequireRange("max_include_depth", absl::GetFlag(FLAGS_max_include_depth), 1,
+               16);
   RequireRange("max_filters_per_page",
                absl::GetFlag(FLAGS_max_filters_per_page), 1, 10000);
   RequireRange("max_in_values", absl::GetFlag(FLAGS_max_in_values), 1, 60000);
@@ -331,6 +336,7 @@ int main(int argc, char** argv) {
       absl::Milliseconds(absl::GetFlag(FLAGS_schema_poll_interval_ms));
   options.data.page_size_cap = absl::GetFlag(FLAGS_page_size_cap);
   options.data.max_filters_per_page = absl::GetFlag(FLAGS_max_filters_per_page);
+  options.data.max_include_depth = absl::GetFlag(FLAGS_max_include_depth);
   options.data.max_in_values = absl::GetFlag(FLAGS_max_in_values);
   options.data.max_value_bytes = absl::GetFlag(FLAGS_max_value_bytes);
   options.data.memory_backend = absl::GetFlag(FLAGS_bench_memory_backend);

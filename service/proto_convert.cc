@@ -1,6 +1,8 @@
 #include "service/proto_convert.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "storage/composite_key.h"
 
 namespace rowgate::service {
 
@@ -56,6 +58,11 @@ absl::StatusOr<storage::Value> ValueFromProto(const v1::Value& value,
       return absl::InvalidArgumentError(
           absl::StrCat("the value for column \"", storage::Abbreviate(column),
                        "\" is a reference, which only Transact resolves"));
+    case v1::Value::kListValue:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the value for column \"", storage::Abbreviate(column),
+          "\" is a list_value; a list is only a key of an entity with a "
+          "composite primary key"));
     default:
       return std::monostate();
   }
@@ -157,8 +164,42 @@ absl::StatusOr<std::vector<int>> ResolveColumns(
   return columns;
 }
 
+absl::StatusOr<std::string> KeyFromProto(const storage::Entity& entity,
+                                         int key_column, const v1::Value& key,
+                                         size_t max_value_bytes) {
+  if (key_column != storage::kCompositeKeyColumn) {
+    const storage::Column& c = entity.columns[key_column];
+    absl::StatusOr<storage::Value> value =
+        ValueFromProto(key, c.name, max_value_bytes);
+    if (!value.ok()) return value.status();
+    return storage::CanonicalKey(c.name, c.type, *value);
+  }
+  if (key.kind_case() != v1::Value::kListValue) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the primary key of ", entity.name, " is ",
+        storage::KeyColumnsText(entity), ": a key is a list_value of ",
+        entity.key_columns.size(), " values in that order"));
+  }
+  std::vector<storage::Value> parts;
+  for (int i = 0; i < key.list_value().values_size(); ++i) {
+    const std::string& column = i < static_cast<int>(entity.key_columns.size())
+                                    ? entity.columns[entity.key_columns[i]].name
+                                    : entity.name;
+    absl::StatusOr<storage::Value> value =
+        ValueFromProto(key.list_value().values(i), column, max_value_bytes);
+    if (!value.ok()) return value.status();
+    parts.push_back(std::move(*value));
+  }
+  return storage::CanonicalCompositeKey(entity, parts);
+}
+
 absl::StatusOr<storage::ColumnValues> RowFromProto(
     const storage::Entity& entity, const v1::Row& row, size_t max_value_bytes) {
+  if (row.related_size() > 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a row for ", entity.name,
+                     " carries related rows; `related` is only in answers"));
+  }
   storage::ColumnValues values;
   values.reserve(row.fields_size());
   for (const auto& [name, value] : row.fields()) {
@@ -189,7 +230,10 @@ void RowToValueList(const storage::Row& row, const std::vector<int>& columns,
 
 void DescribeEntity(const storage::Entity& entity, v1::EntityDescription* out) {
   out->set_name(entity.name);
-  out->set_primary_key(entity.key().name);
+  if (!entity.composite_key()) out->set_primary_key(entity.key().name);
+  for (int c : entity.key_columns) {
+    out->add_primary_key_columns(entity.columns[c].name);
+  }
   if (entity.version_column >= 0) {
     out->set_version_column(entity.columns[entity.version_column].name);
   }
@@ -201,6 +245,21 @@ void DescribeEntity(const storage::Entity& entity, v1::EntityDescription* out) {
     column->set_nullable(c.nullable);
     column->set_has_default(c.has_default);
     column->set_writable(!c.generated);
+  }
+  for (const storage::Relation& r : entity.relations) {
+    v1::Relation* relation = out->add_relations();
+    relation->set_name(r.name);
+    relation->set_kind(r.kind == storage::Relation::Kind::kManyToOne
+                           ? v1::Relation::MANY_TO_ONE
+                       : r.kind == storage::Relation::Kind::kOneToMany
+                           ? v1::Relation::ONE_TO_MANY
+                           : v1::Relation::MANY_TO_MANY);
+    relation->set_target_entity(r.target);
+    relation->set_column(r.column);
+    relation->set_target_column(r.target_column);
+    relation->set_link_entity(r.link);
+    relation->set_link_column(r.link_column);
+    relation->set_link_target_column(r.link_target_column);
   }
   for (const storage::ForeignKeyRef& fk : entity.foreign_keys) {
     v1::ForeignKey* out_fk = out->add_foreign_keys();

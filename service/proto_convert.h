@@ -57,7 +57,16 @@ absl::StatusOr<std::vector<int>> ResolveColumns(
     const storage::Entity& entity,
     const google::protobuf::RepeatedPtrField<std::string>& names);
 
-// The fields of `row` as column values of `entity`.
+// A request's key for a lookup by `key_column` of `entity` (or by its whole
+// composite key, storage::kCompositeKeyColumn: then a list_value with one
+// value per key column) as its canonical text. INVALID_ARGUMENT naming the
+// key's columns for a wrong form or arity.
+absl::StatusOr<std::string> KeyFromProto(
+    const storage::Entity& entity, int key_column, const v1::Value& key,
+    size_t max_value_bytes = std::numeric_limits<size_t>::max());
+
+// The fields of `row` as column values of `entity`; a row carrying
+// `related` is INVALID_ARGUMENT.
 absl::StatusOr<storage::ColumnValues> RowFromProto(
     const storage::Entity& entity, const v1::Row& row,
     size_t max_value_bytes = std::numeric_limits<size_t>::max());

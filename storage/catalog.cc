@@ -25,14 +25,16 @@ JOIN pg_namespace bn ON bn.oid = coalesce(bt.typnamespace, t.typnamespace)
 WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
 ORDER BY c.relname, a.attnum)sql";
 
-// Primary keys, with their column count.
+// Primary key columns, in the key's order (several for a composite key).
 constexpr char kPrimaryKeysSql[] = R"sql(
-SELECT c.relname, i.indnkeyatts, a.attname
+SELECT c.relname, k.ord, a.attname
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0]
-WHERE i.indisprimary AND n.nspname = $1)sql";
+CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+WHERE i.indisprimary AND n.nspname = $1 AND k.ord <= i.indnkeyatts
+ORDER BY c.relname, k.ord)sql";
 
 // One-column foreign keys.
 constexpr char kForeignKeysSql[] = R"sql(
@@ -58,6 +60,20 @@ std::string QuoteIdentifier(absl::string_view identifier) {
   return out;
 }
 
+const Relation* Entity::FindRelation(absl::string_view name) const {
+  for (const Relation& r : relations) {
+    if (r.name == name) return &r;
+  }
+  return nullptr;
+}
+
+bool Entity::IsKeyColumn(int column) const {
+  for (int k : key_columns) {
+    if (k == column) return true;
+  }
+  return false;
+}
+
 int Entity::ColumnIndex(absl::string_view column) const {
   auto it = index_.find(column);
   return it == index_.end() ? -1 : it->second;
@@ -80,6 +96,11 @@ std::shared_ptr<const Catalog> Catalog::Assemble(
       quoted.push_back(e.columns[i].quoted_name);
     }
     e.select_list = absl::StrJoin(quoted, ", ");
+    // Entities described by hand (tests) may set only primary_key.
+    if (e.key_columns.empty() && e.primary_key >= 0) {
+      e.key_columns = {e.primary_key};
+    }
+    e.primary_key = e.key_columns.size() == 1 ? e.key_columns[0] : -1;
     catalog->by_name_[e.name] = static_cast<int>(catalog->entities_.size());
     catalog->entities_.push_back(std::move(e));
   }
@@ -120,16 +141,10 @@ absl::StatusOr<std::shared_ptr<const Catalog>> Catalog::Load(
   }
 
   std::vector<std::string> skipped;
-  std::map<std::string, std::string> primary_keys;
+  // Table -> its key's column names, in the key's order.
+  std::map<std::string, std::vector<std::string>> primary_keys;
   for (int r = 0; r < keys->rows(); ++r) {
-    const std::string table(keys->text(r, 0));
-    if (keys->text(r, 1) != "1") {
-      skipped.push_back(
-          absl::StrCat(table, ": its primary key has several columns"));
-      tables.erase(table);
-      continue;
-    }
-    primary_keys[table] = std::string(keys->text(r, 2));
+    primary_keys[std::string(keys->text(r, 0))].emplace_back(keys->text(r, 2));
   }
   for (auto it = tables.begin(); it != tables.end();) {
     if (!primary_keys.count(it->first)) {
@@ -149,9 +164,15 @@ absl::StatusOr<std::shared_ptr<const Catalog>> Catalog::Load(
 
   std::vector<Entity> entities;
   for (auto& [name, e] : tables) {
+    for (const std::string& key : primary_keys[name]) {
+      for (size_t i = 0; i < e.columns.size(); ++i) {
+        if (e.columns[i].name == key) {
+          e.key_columns.push_back(static_cast<int>(i));
+        }
+      }
+    }
     for (size_t i = 0; i < e.columns.size(); ++i) {
       const Column& c = e.columns[i];
-      if (c.name == primary_keys[name]) e.primary_key = static_cast<int>(i);
       if (c.name == version_column && (c.type == ColumnType::kTimestamp ||
                                        c.type == ColumnType::kTimestampTz)) {
         e.version_column = static_cast<int>(i);
@@ -159,6 +180,7 @@ absl::StatusOr<std::shared_ptr<const Catalog>> Catalog::Load(
     }
     entities.push_back(std::move(e));
   }
+  DiscoverRelations(entities);
   if (absl::Status s = AddUniqueKeys(conn, schema, entities); !s.ok()) {
     return s;
   }

@@ -1,7 +1,9 @@
 // What rowgate serves: the entities (tables) of one schema, read from the
 // PostgreSQL catalog at start (database first).
 //
-// A table is an entity when it has a one-column primary key. Every column is
+// A table is an entity when it has a primary key, of one column or several
+// (a composite key, e.g. the notebook's users_groups (id, user_id,
+// group_id)). Every column is
 // listed; a type rowgate has no special mapping for is read and written as
 // its text form (ColumnType::kOther), never a crash. SQL identifiers used
 // anywhere in rowgate come from here, already quoted.
@@ -19,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "storage/connection.h"
+#include "storage/relations.h"
 #include "storage/value.h"
 
 namespace rowgate::storage {
@@ -52,16 +55,28 @@ struct Entity {
   std::string name;
   std::string qualified_name;  // "schema"."table", quoted
   std::vector<Column> columns;
+  // The one key column; -1 when the key has several columns (then see
+  // key_columns). Code that indexes columns[primary_key] checks
+  // composite_key() first.
   int primary_key = -1;
+  // Every primary key column, in the key's order (one for a simple key).
+  std::vector<int> key_columns;
   int version_column = -1;  // -1: no optimistic-concurrency column
   std::vector<ForeignKeyRef> foreign_keys;
+  // Discovered from every entity's foreign keys (relations.h).
+  std::vector<Relation> relations;
   std::string select_list;  // every column, quoted, comma-separated
   // Unique constraints and indexes besides the primary key, by name.
   std::vector<UniqueKey> unique_keys;
 
+  // The named relation, or nullptr.
+  const Relation* FindRelation(absl::string_view name) const;
   // The index of the named column, or -1.
   int ColumnIndex(absl::string_view column) const;
+  // The one key column: only for !composite_key().
   const Column& key() const { return columns[primary_key]; }
+  bool composite_key() const { return key_columns.size() > 1; }
+  bool IsKeyColumn(int column) const;
 
  private:
   friend class Catalog;

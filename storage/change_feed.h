@@ -153,8 +153,8 @@ class ChangeFeed {
 
   // Ends the stream: if the feed was live, the listener gets a last
   // OnInterrupted (CANCELLED). Blocks until the feed's thread has ended and
-  // both connections are closed (so the slot is gone on the server).
-  // Idempotent; also before Start().
+  // both connections are closed (the server drops the temporary slot as
+  // its walsender exits, moments later). Idempotent; also before Start().
   void Stop();
 
   // Thread-safe; does not block.

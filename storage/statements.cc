@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "storage/composite_key.h"
 #include "storage/page_token.h"
 
 namespace rowgate::storage {
@@ -28,6 +29,7 @@ class ParamList {
     return absl::StrCat("$", params_.size(), "::", sql_type);
   }
   const Params& params() const { return params_; }
+  Params& mutable_params() { return params_; }
 
   // INVALID_ARGUMENT when the statement needs more parameters than
   // PostgreSQL's protocol can bind (libpq would refuse it with an error
@@ -86,10 +88,14 @@ bool MatchesOtherText(ColumnType type) { return type == ColumnType::kText; }
 }  // namespace
 
 bool LookupLabelsRows(const Entity& entity, int key_column) {
+  if (key_column == kCompositeKeyColumn) {
+    return CompositeLookupLabelsRows(entity);
+  }
   return MatchesOtherText(entity.columns[key_column].type);
 }
 
 std::string LookupSql(const Entity& entity, int key_column) {
+  if (key_column == kCompositeKeyColumn) return CompositeLookupSql(entity);
   const Column& key = entity.columns[key_column];
   if (!MatchesOtherText(key.type)) {
     return absl::StrCat("SELECT ", entity.select_list, " FROM ",
@@ -116,6 +122,9 @@ std::string LookupSql(const Entity& entity, int key_column) {
 
 Statement LookupStatement(const Entity& entity, int key_column,
                           const std::vector<std::string>& keys) {
+  if (key_column == kCompositeKeyColumn) {
+    return CompositeLookupStatement(entity, keys);
+  }
   return Statement{LookupSql(entity, key_column), {ArrayLiteral(keys)}};
 }
 
@@ -149,7 +158,7 @@ absl::StatusOr<Statement> InsertStatement(
   for (size_t c = 0; c < used.size(); ++c) {
     if (used[c]) columns.push_back(static_cast<int>(c));
   }
-  if (columns.empty()) columns.push_back(entity.primary_key);  // all DEFAULT
+  if (columns.empty()) columns.push_back(entity.key_columns[0]);  // DEFAULT
 
   ParamList params;
   std::vector<std::string> tuples;
@@ -186,6 +195,7 @@ absl::StatusOr<Statement> InsertStatement(
 
 absl::StatusOr<UpdatePlan> UpdateStatement(const Entity& entity,
                                            const ColumnValues& values) {
+  if (entity.composite_key()) return CompositeUpdateStatement(entity, values);
   const Value* key = nullptr;
   const Value* version = nullptr;
   for (const auto& [column, value] : values) {
@@ -206,6 +216,54 @@ absl::StatusOr<UpdatePlan> UpdateStatement(const Entity& entity,
         absl::StrCat("Update of ", entity.name, ": the primary key \"",
                      entity.key().name, "\" is null or unset"));
   }
+  return UpdateStatementWhere(entity, values, key, std::move(**key_text),
+                              version);
+}
+
+absl::StatusOr<UpdatePlan> CompositeUpdateStatement(
+    const Entity& entity, const ColumnValues& values) {
+  // Every key column, in the key's order: a partial key names what is
+  // missing (it could match several rows).
+  std::vector<const Value*> parts(entity.key_columns.size(), nullptr);
+  const Value* version = nullptr;
+  for (const auto& [column, value] : values) {
+    for (size_t i = 0; i < parts.size(); ++i) {
+      if (entity.key_columns[i] == column) parts[i] = &value;
+    }
+    if (column == entity.version_column) version = &value;
+  }
+  std::vector<std::string> missing;
+  std::vector<Value> key;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i] == nullptr) {
+      missing.push_back(entity.columns[entity.key_columns[i]].name);
+    } else {
+      key.push_back(*parts[i]);
+    }
+  }
+  if (!missing.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Update of ", entity.name,
+                     " needs every primary key column ", KeyColumnsText(entity),
+                     " in the row; missing: ", absl::StrJoin(missing, ", ")));
+  }
+  absl::StatusOr<std::string> key_text = CanonicalCompositeKey(entity, key);
+  if (!key_text.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Update of ", entity.name, ": ", key_text.status().message()));
+  }
+  absl::StatusOr<UpdatePlan> where = UpdateStatementWhere(
+      entity, values, nullptr, std::move(*key_text), version);
+  if (!where.ok()) return where.status();
+  where->key_parts = std::move(parts);
+  return where;
+}
+
+absl::StatusOr<UpdatePlan> UpdateStatementWhere(const Entity& entity,
+                                                const ColumnValues& values,
+                                                const Value* key,
+                                                std::string key_text,
+                                                const Value* version) {
   if (entity.version_column >= 0 && version == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("Update of ", entity.name, " needs the row's \"",
@@ -215,7 +273,7 @@ absl::StatusOr<UpdatePlan> UpdateStatement(const Entity& entity,
   ParamList params;
   std::vector<std::string> assignments;
   for (const auto& [column, value] : values) {
-    if (column == entity.primary_key || column == entity.version_column) {
+    if (entity.IsKeyColumn(column) || column == entity.version_column) {
       continue;
     }
     const Column& c = entity.columns[column];
@@ -243,9 +301,10 @@ absl::StatusOr<UpdatePlan> UpdateStatement(const Entity& entity,
     return absl::InvalidArgumentError(
         absl::StrCat("Update of ", entity.name, " names no column to change"));
   }
-  const std::string key_param =
-      params.AddText(*key_text, entity.key().sql_type);
-  std::string where = absl::StrCat(entity.key().quoted_name, " = ", key_param);
+  absl::StatusOr<std::string> key_where =
+      KeyEqualsSql(entity, key_text, params.mutable_params());
+  if (!key_where.ok()) return key_where.status();
+  std::string where = std::move(*key_where);
   if (version != nullptr) {
     absl::StatusOr<std::string> p =
         params.Add(entity.columns[entity.version_column], *version);
@@ -260,7 +319,7 @@ absl::StatusOr<UpdatePlan> UpdateStatement(const Entity& entity,
   UpdatePlan plan;
   plan.statement = Statement{std::move(sql), params.params()};
   plan.key = key;
-  plan.key_text = std::move(**key_text);
+  plan.key_text = std::move(key_text);
   plan.version = version;
   return plan;
 }
@@ -268,15 +327,30 @@ absl::StatusOr<UpdatePlan> UpdateStatement(const Entity& entity,
 absl::StatusOr<DeletePlan> DeleteStatement(
     const Entity& entity, const std::vector<Value>& keys,
     const std::optional<Value>& expected_version) {
-  DeletePlan plan;
-  plan.canonical_keys.reserve(keys.size());
+  if (entity.composite_key()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the primary key of ", entity.name, " is ", KeyColumnsText(entity),
+        ": delete by composite keys (DeleteStatementForKeys)"));
+  }
+  std::vector<std::string> canonical_keys;
+  canonical_keys.reserve(keys.size());
   for (const Value& key : keys) {
     absl::StatusOr<std::string> k =
         CanonicalKey(entity.key().name, entity.key().type, key);
     if (!k.ok()) return k.status();
-    plan.canonical_keys.push_back(std::move(*k));
+    canonical_keys.push_back(std::move(*k));
   }
-  if (keys.empty()) return plan;
+  return DeleteStatementForKeys(entity, std::move(canonical_keys),
+                                expected_version);
+}
+
+absl::StatusOr<DeletePlan> DeleteStatementForKeys(
+    const Entity& entity, std::vector<std::string> canonical_keys,
+    const std::optional<Value>& expected_version) {
+  DeletePlan plan;
+  plan.canonical_keys = std::move(canonical_keys);
+  if (plan.canonical_keys.empty()) return plan;
+  const size_t key_count = plan.canonical_keys.size();
 
   if (expected_version.has_value()) {
     if (entity.version_column < 0) {
@@ -285,13 +359,14 @@ absl::StatusOr<DeletePlan> DeleteStatement(
                        " has no version column; omit "
                        "expected_version"));
     }
-    if (keys.size() != 1) {
+    if (key_count != 1) {
       return absl::InvalidArgumentError(
           "expected_version needs exactly one key");
     }
     ParamList params;
-    const std::string key_param =
-        params.AddText(plan.canonical_keys[0], entity.key().sql_type);
+    absl::StatusOr<std::string> key_where =
+        KeyEqualsSql(entity, plan.canonical_keys[0], params.mutable_params());
+    if (!key_where.ok()) return key_where.status();
     const Column& v = entity.columns[entity.version_column];
     absl::StatusOr<std::string> version_param =
         params.Add(v, *expected_version);
@@ -299,9 +374,9 @@ absl::StatusOr<DeletePlan> DeleteStatement(
     plan.guarded = true;
     plan.statement = Statement{
         absl::StrCat("DELETE FROM ", entity.qualified_name, " WHERE ",
-                     entity.key().quoted_name, " = ", key_param, " AND ",
-                     v.quoted_name, " IS NOT DISTINCT FROM ", *version_param,
-                     " RETURNING ", entity.key().quoted_name),
+                     *key_where, " AND ", v.quoted_name,
+                     " IS NOT DISTINCT FROM ", *version_param, " RETURNING ",
+                     entity.columns[entity.key_columns[0]].quoted_name),
         params.params()};
     return plan;
   }
@@ -309,6 +384,10 @@ absl::StatusOr<DeletePlan> DeleteStatement(
   // Which requested keys had their row deleted, compared by the column's
   // own equality (a char(n) or citext key is stored as other text than
   // asked for): one statement.
+  if (entity.composite_key()) {
+    plan.statement = CompositeDeleteStatement(entity, plan.canonical_keys);
+    return plan;
+  }
   const Column& key = entity.key();
   plan.statement = Statement{
       absl::StrCat("WITH rowgate_d AS (DELETE FROM ", entity.qualified_name,
@@ -383,16 +462,24 @@ absl::StatusOr<PagePlan> PageStatement(const Entity& entity,
     absl::StrAppend(&description, ")");
   }
 
-  // The sort key: the requested order, then the primary key, which makes the
-  // order total (nothing after it matters).
+  // The sort key: the requested order, then the primary key's columns not
+  // in it yet, which make the order total (nothing after them matters).
   std::vector<OrderSpec> order;
-  bool has_key = false;
+  std::vector<bool> key_seen(entity.key_columns.size(), false);
+  size_t keys_seen = 0;
   for (const OrderSpec& o : query.order) {
-    if (has_key) break;
+    if (keys_seen == key_seen.size()) break;
     order.push_back(o);
-    has_key = o.column == entity.primary_key;
+    for (size_t k = 0; k < key_seen.size(); ++k) {
+      if (entity.key_columns[k] == o.column && !key_seen[k]) {
+        key_seen[k] = true;
+        ++keys_seen;
+      }
+    }
   }
-  if (!has_key) order.push_back({entity.primary_key, false});
+  for (size_t k = 0; k < key_seen.size(); ++k) {
+    if (!key_seen[k]) order.push_back({entity.key_columns[k], false});
+  }
   std::vector<std::string> order_sql;
   absl::StrAppend(&description, "|");
   for (const OrderSpec& o : order) {
@@ -419,7 +506,7 @@ absl::StatusOr<PagePlan> PageStatement(const Entity& entity,
     bool all_not_null = true, same_direction = true;
     for (const OrderSpec& o : order) {
       all_not_null &=
-          !entity.columns[o.column].nullable || o.column == entity.primary_key;
+          !entity.columns[o.column].nullable || entity.IsKeyColumn(o.column);
       same_direction &= o.descending == order[0].descending;
     }
     // Placeholders for the cursor's non-null values, one per sort column (a

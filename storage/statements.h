@@ -56,14 +56,25 @@ absl::StatusOr<Statement> InsertStatement(
 
 // UPDATE ... SET the named columns (and a new version) WHERE key = $k AND
 // version IS NOT DISTINCT FROM $v RETURNING every column.
+// With a composite key, `values` must hold every key column (else
+// INVALID_ARGUMENT naming the missing ones), and the key is `key_parts`.
 struct UpdatePlan {
   Statement statement;
-  const Value* key = nullptr;      // into the values given
-  std::string key_text;            // the key as a parameter
+  const Value* key = nullptr;      // into the values given; null if composite
+  std::string key_text;            // the key's canonical text
   const Value* version = nullptr;  // null: the entity has no version column
+  std::vector<const Value*> key_parts;  // composite: in the key's order
 };
 absl::StatusOr<UpdatePlan> UpdateStatement(const Entity& entity,
                                            const ColumnValues& values);
+absl::StatusOr<UpdatePlan> CompositeUpdateStatement(const Entity& entity,
+                                                    const ColumnValues& values);
+// The UPDATE for a key already checked (key_text canonical).
+absl::StatusOr<UpdatePlan> UpdateStatementWhere(const Entity& entity,
+                                                const ColumnValues& values,
+                                                const Value* key,
+                                                std::string key_text,
+                                                const Value* version);
 
 // DELETE by primary keys: guarded by `expected_version` (one key) RETURNING
 // the key, or for any number of keys RETURNING which requested keys went.
@@ -75,6 +86,11 @@ struct DeletePlan {
 };
 absl::StatusOr<DeletePlan> DeleteStatement(
     const Entity& entity, const std::vector<Value>& keys,
+    const std::optional<Value>& expected_version);
+// The same for keys already canonical (CanonicalKey, or for a composite key
+// CanonicalCompositeKey): the only form for an entity with a composite key.
+absl::StatusOr<DeletePlan> DeleteStatementForKeys(
+    const Entity& entity, std::vector<std::string> canonical_keys,
     const std::optional<Value>& expected_version);
 
 enum class FilterOp {
@@ -102,7 +118,8 @@ struct OrderSpec {
 
 struct PageQuery {
   std::vector<FilterSpec> filters;
-  std::vector<OrderSpec> order;  // the primary key is appended as tie-break
+  // The primary key's columns are appended as tie-break.
+  std::vector<OrderSpec> order;
   int limit = 50;
   int64_t offset = 0;
   std::string page_token;

@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "storage/composite_key.h"
 #include "storage/page_token.h"
 
 namespace rowgate::storage {
@@ -44,28 +45,51 @@ std::string KeyDescription(const Entity& entity, const Value& key) {
                       DescribeValue(key));
 }
 
+// "users_groups with (id, user_id, group_id) (17, 1, 13)", from the key's
+// canonical text.
+std::string KeyTextDescription(const Entity& entity,
+                               absl::string_view canonical_key) {
+  if (!entity.composite_key()) {
+    return absl::StrCat(entity.name, " with ", entity.key().name, " ",
+                        Abbreviate(canonical_key));
+  }
+  absl::StatusOr<std::vector<std::string>> parts =
+      DecodeCompositeKey(canonical_key, entity.key_columns.size());
+  std::vector<std::string> shown;
+  if (parts.ok()) {
+    for (const std::string& p : *parts) shown.push_back(Abbreviate(p));
+  }
+  return absl::StrCat(entity.name, " with ", KeyColumnsText(entity), " (",
+                      absl::StrJoin(shown, ", "), ")");
+}
+
 // Explains why a guarded UPDATE/DELETE touched no row: the row is gone
 // (NOT_FOUND) or its version moved on (ABORTED, naming the stored version).
+// `key` (null for a composite key) is shown as sent.
 absl::Status ExplainNoMatch(Connection& conn, const Entity& entity,
-                            const std::string& key_param, const Value& key,
+                            const std::string& key_param, const Value* key,
                             const Value& sent_version) {
   const Column& version = entity.columns[entity.version_column];
-  absl::StatusOr<QueryResult> current = conn.Execute(
-      absl::StrCat("SELECT ", version.quoted_name, " FROM ",
-                   entity.qualified_name, " WHERE ", entity.key().quoted_name,
-                   " = $1::", entity.key().sql_type),
-      {key_param});
+  Params params;
+  absl::StatusOr<std::string> where = KeyEqualsSql(entity, key_param, params);
+  if (!where.ok()) return where.status();
+  absl::StatusOr<QueryResult> current =
+      conn.Execute(absl::StrCat("SELECT ", version.quoted_name, " FROM ",
+                                entity.qualified_name, " WHERE ", *where),
+                   params);
   if (!current.ok()) return current.status();
+  const std::string described = key != nullptr
+                                    ? KeyDescription(entity, *key)
+                                    : KeyTextDescription(entity, key_param);
   if (current->rows() == 0) {
-    return absl::NotFoundError(
-        absl::StrCat(KeyDescription(entity, key), " does not exist"));
+    return absl::NotFoundError(absl::StrCat(described, " does not exist"));
   }
   const Value stored = current->is_null(0, 0)
                            ? Value(std::monostate())
                            : ParseText(version.type, current->text(0, 0));
   return absl::AbortedError(absl::StrCat(
-      KeyDescription(entity, key), " was changed since it was read: its ",
-      version.name, " is now ", DescribeValue(stored), ", the request sent ",
+      described, " was changed since it was read: its ", version.name,
+      " is now ", DescribeValue(stored), ", the request sent ",
       DescribeValue(sent_version), "; read it again and retry"));
 }
 
@@ -100,7 +124,9 @@ absl::StatusOr<KeyedRows> FetchByKeys(Connection& conn, const Entity& entity,
   for (int r = 0; r < result->rows(); ++r) {
     Row row = ReadRow(*result, r, entity);
     std::string key = labelled ? std::string(result->text(r, label))
-                               : KeyText(row[key_column]);
+                      : key_column == kCompositeKeyColumn
+                          ? CompositeKeyText(entity, row)
+                          : KeyText(row[key_column]);
     out.by_key[std::move(key)].push_back(std::move(row));
   }
   return out;
@@ -126,12 +152,22 @@ absl::StatusOr<Row> UpdateRow(Connection& conn, const Entity& entity,
   if (result->rows() == 1) return ReadRow(*result, 0, entity);
 
   if (plan->version == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat(KeyDescription(entity, *plan->key), " does not exist"));
+    return absl::NotFoundError(absl::StrCat(
+        plan->key != nullptr ? KeyDescription(entity, *plan->key)
+                             : KeyTextDescription(entity, plan->key_text),
+        " does not exist"));
   }
-  return ExplainNoMatch(conn, entity, plan->key_text, *plan->key,
+  return ExplainNoMatch(conn, entity, plan->key_text, plan->key,
                         *plan->version);
 }
+
+namespace {
+// Runs a delete plan; `keys` (the first key as sent, for messages) may be
+// null.
+absl::StatusOr<std::vector<bool>> RunDelete(
+    Connection& conn, const Entity& entity, const DeletePlan& plan_,
+    const Value* keys, const std::optional<Value>& expected_version);
+}  // namespace
 
 absl::StatusOr<std::vector<bool>> DeleteRows(
     Connection& conn, const Entity& entity, const std::vector<Value>& keys,
@@ -139,8 +175,27 @@ absl::StatusOr<std::vector<bool>> DeleteRows(
   absl::StatusOr<DeletePlan> plan =
       DeleteStatement(entity, keys, expected_version);
   if (!plan.ok()) return plan.status();
-  std::vector<bool> deleted(keys.size(), false);
-  if (keys.empty()) return deleted;
+  return RunDelete(conn, entity, *plan, keys.empty() ? nullptr : keys.data(),
+                   expected_version);
+}
+
+absl::StatusOr<std::vector<bool>> DeleteRowsForKeys(
+    Connection& conn, const Entity& entity,
+    std::vector<std::string> canonical_keys,
+    const std::optional<Value>& expected_version) {
+  absl::StatusOr<DeletePlan> plan = DeleteStatementForKeys(
+      entity, std::move(canonical_keys), expected_version);
+  if (!plan.ok()) return plan.status();
+  return RunDelete(conn, entity, *plan, nullptr, expected_version);
+}
+
+namespace {
+absl::StatusOr<std::vector<bool>> RunDelete(
+    Connection& conn, const Entity& entity, const DeletePlan& plan_,
+    const Value* keys, const std::optional<Value>& expected_version) {
+  const DeletePlan* plan = &plan_;
+  std::vector<bool> deleted(plan->canonical_keys.size(), false);
+  if (deleted.empty()) return deleted;
   absl::StatusOr<QueryResult> result =
       conn.Execute(plan->statement.sql, plan->statement.params);
   if (!result.ok()) return result.status();
@@ -150,7 +205,7 @@ absl::StatusOr<std::vector<bool>> DeleteRows(
       return deleted;
     }
     absl::Status why = ExplainNoMatch(conn, entity, plan->canonical_keys[0],
-                                      keys[0], *expected_version);
+                                      keys, *expected_version);
     if (absl::IsNotFound(why)) return deleted;  // nothing to delete
     return why;
   }
@@ -158,11 +213,12 @@ absl::StatusOr<std::vector<bool>> DeleteRows(
   for (int r = 0; r < result->rows(); ++r) {
     gone.insert(std::string(result->text(r, 0)));
   }
-  for (size_t i = 0; i < keys.size(); ++i) {
+  for (size_t i = 0; i < deleted.size(); ++i) {
     deleted[i] = gone.contains(plan->canonical_keys[i]);
   }
   return deleted;
 }
+}  // namespace
 
 absl::StatusOr<PageResult> FetchPage(Connection& conn, const Entity& entity,
                                      const PageQuery& query) {

@@ -35,7 +35,8 @@ struct KeyedRows {
 };
 
 // SELECT every column WHERE key_column = ANY($1): one query for all `keys`
-// (canonical key texts, distinct).
+// (canonical key texts, distinct). key_column kCompositeKeyColumn
+// (composite_key.h): by the entity's whole composite primary key.
 absl::StatusOr<KeyedRows> FetchByKeys(Connection& conn, const Entity& entity,
                                       int key_column,
                                       const std::vector<std::string>& keys);
@@ -59,6 +60,13 @@ absl::StatusOr<Row> UpdateRow(Connection& conn, const Entity& entity,
 // version still matches, else ABORTED.
 absl::StatusOr<std::vector<bool>> DeleteRows(
     Connection& conn, const Entity& entity, const std::vector<Value>& keys,
+    const std::optional<Value>& expected_version);
+
+// DeleteRows by keys already canonical (statements.h DeleteStatementForKeys):
+// the form for an entity with a composite primary key.
+absl::StatusOr<std::vector<bool>> DeleteRowsForKeys(
+    Connection& conn, const Entity& entity,
+    std::vector<std::string> canonical_keys,
     const std::optional<Value>& expected_version);
 
 struct PageResult {

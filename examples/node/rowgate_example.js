@@ -176,8 +176,14 @@ class Example {
     const byName = Object.fromEntries(response.entities.map((e) => [e.name, e]));
     for (const name of ['users', 'groups', 'grouptypes', 'users_groups']) {
       check(name in byName, `ListEntities: ${name} missing from ${Object.keys(byName)}`);
+    }
+    for (const name of ['users', 'groups', 'grouptypes']) {
       expectEqual(byName[name].primary_key, 'id', `ListEntities: ${name} primary key`);
     }
+    // The notebook's composite key: no one column is the key.
+    expectEqual(byName.users_groups.primary_key, '', 'users_groups primary key');
+    expectEqual(byName.users_groups.primary_key_columns, ['id', 'user_id', 'group_id'],
+        'users_groups primary key columns');
     expectEqual(byName.users.version_column, 'lastchange', 'users version column');
     expectEqual(byName.users_groups.version_column, '', 'users_groups version column');
     const fks = byName.groups.foreign_keys.map(

@@ -158,7 +158,12 @@ class Example:
         by_name = {e.name: e for e in response.entities}
         for name in ("users", "groups", "grouptypes", "users_groups"):
             check(name in by_name, f"ListEntities: {name} missing from {sorted(by_name)}")
+        for name in ("users", "groups", "grouptypes"):
             expect_equal(by_name[name].primary_key, "id", f"ListEntities: {name} primary key")
+        # The notebook's composite key: no one column is the key.
+        expect_equal(by_name["users_groups"].primary_key, "", "users_groups primary key")
+        expect_equal(list(by_name["users_groups"].primary_key_columns),
+                     ["id", "user_id", "group_id"], "users_groups primary key columns")
         expect_equal(by_name["users"].version_column, "lastchange", "users version column")
         expect_equal(by_name["users_groups"].version_column, "", "users_groups version column")
         fks = {(f.column, f.references_entity, f.references_column)

@@ -350,7 +350,11 @@ TEST_F(CacheTest, CachedAnswersEqualTheDatabasesByteForByte) {
   ASSERT_THAT(
       client().BatchGet(BatchGetRequest("items", {Int(1)}, "owner"), &by_owner),
       IsOk());
+  v1::BatchGetRequest as_lists =
+      BatchGetRequest("items", {Int(8), Int(999999), Int(9)}, "", {"n", "at"});
+  as_lists.set_row_format(v1::ROW_FORMAT_LIST);
   const std::vector<v1::BatchGetRequest> requests = {
+      as_lists,
       BatchGetRequest("items", {Int(3), Int(4), Int(3), Int(999999)}),
       BatchGetRequest("items", {Int(5), Int(6)}, "", {"name", "data", "at"}),
       BatchGetRequest("items", {Int(7), Int(55), Int(88)}, "", {"note"}),

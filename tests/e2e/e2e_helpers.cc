@@ -12,6 +12,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "storage/catalog.h"
+#include "storage/composite_key.h"
 #include "storage/connection.h"
 #include "storage/table_ops.h"
 #include "tests/common/test_database.h"
@@ -46,6 +47,18 @@ std::vector<v1::Value> Ints(std::initializer_list<int64_t> values) {
   std::vector<v1::Value> out;
   for (int64_t value : values) out.push_back(Int(value));
   return out;
+}
+
+v1::Value CompositeKey(std::vector<v1::Value> parts) {
+  v1::Value v;
+  for (v1::Value& part : parts) {
+    *v.mutable_list_value()->add_values() = std::move(part);
+  }
+  return v;
+}
+
+v1::Value CompositeKey(std::initializer_list<int64_t> parts) {
+  return CompositeKey(Ints(parts));
 }
 
 int64_t Micros(const google::protobuf::Timestamp& ts) {
@@ -235,9 +248,10 @@ std::string LookupStatement(const std::string& entity,
     ADD_FAILURE() << "no entity " << entity;
     return "";
   }
-  const int column =
-      key_column.empty() ? e->primary_key : e->ColumnIndex(key_column);
-  if (column < 0) {
+  const int column = !key_column.empty()  ? e->ColumnIndex(key_column)
+                     : e->composite_key() ? storage::kCompositeKeyColumn
+                                          : e->primary_key;
+  if (column < 0 && column != storage::kCompositeKeyColumn) {
     ADD_FAILURE() << "no column " << key_column << " in " << entity;
     return "";
   }

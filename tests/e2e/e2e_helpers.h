@@ -36,6 +36,9 @@ v1::Value Str(std::string value);
 v1::Value Null();
 v1::Value Ts(const google::protobuf::Timestamp& value);
 std::vector<v1::Value> Ints(std::initializer_list<int64_t> values);
+// A composite key: a list_value of `parts`, in the key's column order.
+v1::Value CompositeKey(std::vector<v1::Value> parts);
+v1::Value CompositeKey(std::initializer_list<int64_t> parts);
 
 // Microseconds since the epoch.
 int64_t Micros(const google::protobuf::Timestamp& ts);

@@ -57,9 +57,15 @@ class TableOpsTest : public ::testing::Test {
   const Entity* items_ = nullptr;
 };
 
-TEST_F(TableOpsTest, CatalogListsEntitiesWithOneColumnKeysOnly) {
-  EXPECT_EQ(catalog_->entities().size(), 3u);
-  EXPECT_EQ(catalog_->skipped().size(), 2u);
+// A table without a primary key is skipped; one with a composite key
+// (pair) is an entity since issue 10.
+TEST_F(TableOpsTest, CatalogListsEntitiesWithAPrimaryKey) {
+  EXPECT_EQ(catalog_->entities().size(), 4u);
+  EXPECT_EQ(catalog_->skipped().size(), 1u);
+  const Entity* pair = catalog_->Find("pair");
+  ASSERT_NE(pair, nullptr);
+  EXPECT_EQ(pair->key_columns, (std::vector<int>{0, 1}));
+  EXPECT_EQ(pair->primary_key, -1);
   EXPECT_EQ(items_->key().name, "code");
   EXPECT_EQ(items_->columns[items_->version_column].name, "version");
   EXPECT_EQ(items_->columns[Col("addr")].type, ColumnType::kOther);
