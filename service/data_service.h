@@ -22,8 +22,8 @@
 #include "rowgate/v1/rowgate.grpc.pb.h"
 #include "service/raw_call.h"
 #include "storage/catalog.h"
-#include "storage/mutex.h"
 #include "storage/live_catalog.h"
+#include "storage/mutex.h"
 #include "storage/request_log.h"
 #include "storage/worker_pool.h"
 

@@ -52,17 +52,17 @@ absl::StatusOr<storage::Value> ValueFromProto(const v1::Value& value,
       return storage::Timestamp{ts.seconds() * 1000000 +
                                 (ts.nanos() + 500) / 1000};
     }
-    case v1::Value::kListValue:
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the value for column \"", storage::Abbreviate(column),
-          "\" is a list_value; a list is only a key of an entity with a "
-          "composite primary key"));
     case v1::Value::kReference:
       // Resolved by Transact before it gets here; anywhere else it would
       // silently read as null.
       return absl::InvalidArgumentError(
           absl::StrCat("the value for column \"", storage::Abbreviate(column),
                        "\" is a reference, which only Transact resolves"));
+    case v1::Value::kListValue:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the value for column \"", storage::Abbreviate(column),
+          "\" is a list_value; a list is only a key of an entity with a "
+          "composite primary key"));
     default:
       return std::monostate();
   }

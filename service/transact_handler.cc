@@ -83,6 +83,8 @@ class TransactionThrough {
       : touched_(request.operations_size()) {
     for (const v1::Operation& op : request.operations()) {
       const storage::Entity* entity = catalog.Find(EntityName(op));
+      // The cache holds single-column keys only (see loader/row_cache.h).
+      if (entity != nullptr && entity->composite_key()) entity = nullptr;
       entities_.push_back(entity);
       throughs_.push_back(
           entity == nullptr

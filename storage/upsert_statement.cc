@@ -71,6 +71,7 @@ std::string QuotedColumns(const Entity& entity,
 }  // namespace
 
 std::vector<int> PrimaryKeyColumns(const Entity& entity) {
+  if (!entity.key_columns.empty()) return entity.key_columns;
   return {entity.primary_key};
 }
 
@@ -193,7 +194,7 @@ absl::StatusOr<UpsertPlan> UpsertStatement(
     for (size_t c = 0; c < used.size(); ++c) {
       if (used[c]) columns.push_back(static_cast<int>(c));
     }
-    if (columns.empty()) columns.push_back(entity.primary_key);  // all DEFAULT
+    if (columns.empty()) columns.push_back(PrimaryKeyColumns(entity)[0]);
     std::vector<std::string> tuples;
     for (const ColumnValues& row : rows) {
       std::vector<std::string> unused;
@@ -246,7 +247,7 @@ absl::StatusOr<UpsertPlan> UpsertStatement(
       for (const auto& [column, value] : rows[i]) columns.push_back(column);
       std::sort(columns.begin(), columns.end());
       columns.erase(std::unique(columns.begin(), columns.end()), columns.end());
-      if (columns.empty()) columns.push_back(entity.primary_key);
+      if (columns.empty()) columns.push_back(PrimaryKeyColumns(entity)[0]);
       std::vector<std::string> placeholders;
       absl::StatusOr<std::string> t = tuple(rows[i], columns, &placeholders);
       if (!t.ok()) return t.status();
