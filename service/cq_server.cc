@@ -53,6 +53,9 @@ class CqCallBase : public CallbackCall, public CqCall {
     start(EventFor(kind));
     Unref();
   }
+  // Finish (or WriteAndFinish) was started: drops the reference that kept
+  // the call until then.
+  void Finished() { Unref(); }
   // The event of an operation started with StartOp arrived.
   void Unref() {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
@@ -83,8 +86,11 @@ class CqCallBase : public CallbackCall, public CqCall {
   void CallOnDone() override {}
 
   Event events_[kDone + 1];
-  // The done notification's reference; StartOp adds the others.
-  std::atomic<int> refs_{1};
+  // The done notification's reference and Finish's (held until Finish has
+  // been started, so a call whose done notification comes first, e.g. one
+  // cancelled while its lookup is still out, lives until it is answered, as
+  // on the callback API); StartOp adds the others.
+  std::atomic<int> refs_{2};
 };
 
 // A unary BatchGet: the adapter a BatchGet reactor finishes through.
@@ -118,6 +124,7 @@ class UnaryCall final : public CqCallBase<grpc::ServerCallbackUnary> {
         responder_.FinishWithError(status, event);
       }
     });
+    Finished();
   }
   void SendInitialMetadata() override {
     StartOp(kMetadataSent,
@@ -189,9 +196,11 @@ class StreamCall final
     StartOp(kFinished, [&](Event* event) {
       stream_.WriteAndFinish(*message, options, status, event);
     });
+    Finished();
   }
   void Finish(grpc::Status status) override {
     StartOp(kFinished, [&](Event* event) { stream_.Finish(status, event); });
+    Finished();
   }
   void SendInitialMetadata() override {
     StartOp(kMetadataSent,
