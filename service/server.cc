@@ -300,6 +300,19 @@ absl::Status Server::StartCache(const ServerOptions& options) {
           {{"entity", e->name}});
       continue;
     }
+    // A text key of a type that matches other spellings (char(n) padding,
+    // citext) is cached under the spelling asked, but the change feed names
+    // the stored one: an invalidation would miss. Only text and varchar keys
+    // are cached (a nondeterministic collation on them is not detected).
+    const storage::Column& key = e->key();
+    if (key.type == storage::ColumnType::kText && key.type_name != "text" &&
+        !absl::StartsWith(key.type_name, "character varying")) {
+      Log(LogLevel::kWarning,
+          "entity not cached: its text key type matches other spellings, "
+          "which the change feed cannot name",
+          {{"entity", e->name}, {"key_type", key.type_name}});
+      continue;
+    }
     cache->Enable(e);
     names.push_back(e->name);
   }
