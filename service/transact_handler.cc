@@ -139,6 +139,11 @@ absl::Status ForEachValue(v1::Operation& op, Visit visit) {
     case v1::Operation::kDelete:
       for (v1::Value& key : *op.mutable_delete_()->mutable_keys()) {
         if (absl::Status s = visit(key); !s.ok()) return s;
+        // A composite key's parts may be references too.
+        if (key.kind_case() != v1::Value::kListValue) continue;
+        for (v1::Value& part : *key.mutable_list_value()->mutable_values()) {
+          if (absl::Status s = visit(part); !s.ok()) return s;
+        }
       }
       if (op.delete_().has_expected_version()) {
         return visit(*op.mutable_delete_()->mutable_expected_version());

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "service/proto_convert.h"
+#include "storage/composite_key.h"
 #include "storage/table_ops.h"
 #include "storage/upsert_ops.h"
 
@@ -145,16 +146,24 @@ absl::StatusOr<DeleteWrite> DeleteFromProto(const storage::Catalog& catalog,
       !s.ok()) {
     return s;
   }
-  if ((*entity)->composite_key()) {
-    // Delete by a composite key (a list_value per key) is not translated
-    // here yet: refused rather than misread.
-    return absl::UnimplementedError(absl::StrCat(
-        "Delete inside Transact does not take the composite key of ",
-        (*entity)->name, " yet; use Delete"));
-  }
   DeleteWrite write;
   write.entity = *entity;
+  if ((*entity)->composite_key()) {
+    // As Delete does: each key a list_value of the key's columns.
+    for (int i = 0; i < request.keys_size(); ++i) {
+      absl::StatusOr<std::string> key =
+          KeyFromProto(**entity, storage::kCompositeKeyColumn, request.keys(i),
+                       limits.max_value_bytes);
+      if (!key.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("key ", i, " of entity ",
+                                                       (*entity)->name, ": ",
+                                                       key.status().message()));
+      }
+      write.composite_keys.push_back(std::move(*key));
+    }
+  }
   for (const v1::Value& key : request.keys()) {
+    if ((*entity)->composite_key()) break;
     absl::StatusOr<storage::Value> value =
         ValueFromProto(key, (*entity)->key().name, limits.max_value_bytes);
     if (!value.ok()) return value.status();
@@ -200,14 +209,19 @@ absl::Status RunUpdate(storage::Connection& conn, const UpdateWrite& write,
 absl::Status RunDelete(storage::Connection& conn, const DeleteWrite& write,
                        const v1::DeleteRequest& request,
                        v1::DeleteResponse* response, Touched* touched) {
-  absl::StatusOr<std::vector<bool>> deleted = storage::DeleteRows(
-      conn, *write.entity, write.keys, write.expected_version);
+  absl::StatusOr<std::vector<bool>> deleted =
+      write.entity->composite_key()
+          ? storage::DeleteRowsForKeys(conn, *write.entity,
+                                       write.composite_keys,
+                                       write.expected_version)
+          : storage::DeleteRows(conn, *write.entity, write.keys,
+                                write.expected_version);
   if (!deleted.ok()) return deleted.status();
   for (size_t i = 0; i < deleted->size(); ++i) {
-    if ((*deleted)[i]) {
-      *response->add_deleted_keys() = request.keys(i);
-      touched->deleted.push_back(write.keys[i]);
-    }
+    if (!(*deleted)[i]) continue;
+    *response->add_deleted_keys() = request.keys(i);
+    // A composite-key entity is never cached: nothing to tell the cache.
+    if (i < write.keys.size()) touched->deleted.push_back(write.keys[i]);
   }
   return absl::OkStatus();
 }

@@ -59,6 +59,8 @@ struct UpdateWrite {
 struct DeleteWrite {
   const storage::Entity* entity = nullptr;
   std::vector<storage::Value> keys;
+  // For an entity with a composite key, the canonical key texts instead.
+  std::vector<std::string> composite_keys;
   std::optional<storage::Value> expected_version;
 };
 

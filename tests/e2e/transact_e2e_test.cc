@@ -245,5 +245,40 @@ TEST_F(TransactTest, MalformedTransactionsAreInvalidArgument) {
                        HasSubstr("only Transact resolves")));
 }
 
+// users_groups has the notebook's composite key (id, user_id, group_id): a
+// link inserted and deleted by its full key inside one transaction, the
+// key's parts referring to what the insert stored. The transaction commits
+// with the link gone; a partial key is INVALID_ARGUMENT naming the
+// operation and the key's columns.
+TEST_F(TransactTest, DeletesByACompositeKeyWhosePartsAreReferences) {
+  const int64_t group = AnyGroupId();
+  const int64_t user =
+      std::stoll(ExecSql("SELECT min(id) FROM users").at(0).at(0));
+  v1::Value key;
+  *key.mutable_list_value()->add_values() = Ref(0, 0, "id");
+  *key.mutable_list_value()->add_values() = Ref(0, 0, "user_id");
+  *key.mutable_list_value()->add_values() = Ref(0, 0, "group_id");
+  v1::TransactResponse response;
+  ASSERT_THAT(
+      Transact(
+          Ops({InsertOp("users_groups", {MakeRow({{"user_id", Int(user)},
+                                                  {"group_id", Int(group)}})}),
+               DeleteOp("users_groups", {key})}),
+          &response),
+      IsOk());
+  ASSERT_EQ(response.results_size(), 2);
+  const int64_t link = IdOf(response.results(0).insert().rows(0));
+  ASSERT_EQ(response.results(1).delete_().deleted_keys_size(), 1);
+  EXPECT_EQ(Count(absl::StrCat("users_groups WHERE id = ", link)), 0);
+
+  v1::Value partial;
+  *partial.mutable_list_value()->add_values() = Int(link);
+  grpc::Status status =
+      Transact(Ops({DeleteOp("users_groups", {partial})}), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("operation 0"));
+  EXPECT_THAT(status.error_message(), HasSubstr("user_id"));
+}
+
 }  // namespace
 }  // namespace rowgate::e2e
