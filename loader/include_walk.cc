@@ -145,7 +145,7 @@ void IncludeWalk::Walk(const IncludePlan& plan, IncludedRows& node,
       rows, plan.source_column, link.columns[plan.link_key_column]);
   if (keys.empty()) return;
   LoadRequest request{&link, plan.link_key_column, keys, deadline_};
-  Issue(std::move(request), [this, &plan, &node, &link, &target, keys,
+  Issue(std::move(request), [this, &plan, &node, &target, keys,
                              descend](const LoadResult& links) mutable {
     std::vector<const storage::Row*> link_rows;
     // Per parent key, its link rows.
