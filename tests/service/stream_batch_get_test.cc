@@ -227,13 +227,13 @@ TEST_P(StreamBatchGetTest, UnaryCallCancelledWhileItsQueryRunsIsDropped) {
   std::mutex mu;
   std::condition_variable done_cv;
   bool done = false;
-  stub_->async()->BatchGet(&context, new v1::BatchGetRequest(UnaryLookup({7})),
-                           &response, [&](grpc::Status s) {
-                             std::lock_guard<std::mutex> lock(mu);
-                             status = s;
-                             done = true;
-                             done_cv.notify_all();
-                           });
+  const v1::BatchGetRequest request = UnaryLookup({7});
+  stub_->async()->BatchGet(&context, &request, &response, [&](grpc::Status s) {
+    std::lock_guard<std::mutex> lock(mu);
+    status = s;
+    done = true;
+    done_cv.notify_all();
+  });
   executor_.AwaitFetches(1);
   context.TryCancel();
   {
