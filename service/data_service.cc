@@ -1,8 +1,5 @@
 #include "service/data_service.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -13,6 +10,7 @@
 #include "service/includes.h"
 #include "service/memory_backend.h"
 #include "service/proto_convert.h"
+#include "service/worker_call.h"
 #include "service/write_ops.h"
 #include "storage/composite_key.h"
 #include "storage/mutex.h"
@@ -21,42 +19,13 @@
 namespace rowgate::service {
 namespace {
 
-// Runs `work` on a database worker and replies to `call` with its status.
-// RESOURCE_EXHAUSTED at once when the pool's queue is full.
-// The statement is cancelled in PostgreSQL if it outlives the call's
-// deadline.
-template <typename Call, typename Work>
-void RunOnWorker(storage::WorkerPool& pool,
-                 grpc::CallbackServerContext* context, Call* call, Work work) {
-  absl::Status queued =
-      pool.TryPost([call, deadline = DeadlineOf(context),
-                    work = std::move(work)](storage::Connection& conn) mutable {
-        conn.set_deadline(deadline);
-        call->Reply(work(conn));
-      });
-  if (!queued.ok()) call->Reply(queued);
-}
-
-// A message's deterministic serialization (map entries sorted), so equal
-// requests give equal bytes for the request log's fingerprint.
-template <typename Message>
-std::string DeterministicBytes(const Message& message) {
-  std::string out;
-  {
-    google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    message.SerializeToCodedStream(&coded);
-  }
-  return out;
-}
+using calls::RunOnWorker;
 
 // Runs `write(conn)`, which fills `*response`. Without a request_id, just
 // that (single autocommit statements, as fast as ever); with one, through
-// the request log: at most once per id, a retry answered verbatim from the
-// log (see storage/request_log.h). `*replayed` says whether the answer
-// came from the log (the write itself ran earlier). Blocks: for worker
-// lambdas only.
+// the request log (calls::WriteLogged): at most once per id, a retry
+// answered verbatim from the log. `*replayed` says whether the answer came
+// from the log. Blocks: for worker lambdas only.
 template <typename Request, typename Response, typename Write>
 absl::Status WriteOnce(const storage::RequestLog* log,
                        storage::Connection& conn, absl::string_view method,
@@ -64,26 +33,8 @@ absl::Status WriteOnce(const storage::RequestLog* log,
                        bool* replayed) {
   *replayed = false;
   if (request.request_id().empty()) return write(conn);
-  if (log == nullptr) {
-    return absl::FailedPreconditionError(
-        "request_id is not supported by this server (no request log)");
-  }
-  Request unkeyed = request;
-  unkeyed.clear_request_id();
-  absl::StatusOr<storage::RequestLog::Outcome> outcome =
-      log->Run(conn, request.request_id(), method, DeterministicBytes(unkeyed),
-               [&](storage::Connection& c) -> absl::StatusOr<std::string> {
-                 if (absl::Status s = write(c); !s.ok()) return s;
-                 return DeterministicBytes(*response);
-               });
-  if (!outcome.ok()) return outcome.status();
-  *replayed = outcome->replayed;
-  if (outcome->replayed && !response->ParseFromString(outcome->response)) {
-    return absl::InternalError(
-        absl::StrCat("the stored answer for request_id of this ", method,
-                     " does not parse"));
-  }
-  return absl::OkStatus();
+  return calls::WriteLogged(log, conn, method, request, response,
+                            std::move(write), replayed);
 }
 
 // Whether a write that failed with `status` may still have committed (a

@@ -9,9 +9,7 @@ namespace {
 
 using Change = FeedLiveness::Change;
 
-absl::Time T(int ms) {
-  return absl::UnixEpoch() + absl::Milliseconds(ms);
-}
+absl::Time T(int ms) { return absl::UnixEpoch() + absl::Milliseconds(ms); }
 
 FeedLiveness Make() {
   return FeedLiveness({.max_lag = absl::Seconds(5), .max_lag_bytes = 1000});
