@@ -6,7 +6,8 @@
 // INVALID_ARGUMENT with a bounded message; a parameter never holds a NUL
 // byte (libpq would cut it short); integer and text keys round-trip through
 // their parameter text (the text PostgreSQL echoes back for them); a proto
-// Value survives ValueFromProto -> ValueToProto.
+// Value survives ValueFromProto -> ValueToProto; only an out-of-range
+// timestamp, a list_value or a reference is refused as a column's value.
 #include <google/protobuf/stubs/logging.h>
 
 #include <cstring>
@@ -84,11 +85,18 @@ void FuzzProtoValue(const std::string& bytes) {
       service::ValueFromProto(proto, "c");
   if (!converted.ok()) {
     CheckValueError(converted.status());
-    // Only a timestamp outside google.protobuf.Timestamp's range is refused.
+    // Refused: a timestamp outside google.protobuf.Timestamp's range, and
+    // the two kinds that are never a column's value on their own (a
+    // list_value is a composite key, a reference only Transact resolves).
     const auto& ts = proto.timestamp_value();
-    Check(proto.kind_case() == v1::Value::kTimestampValue &&
-              (ts.nanos() < 0 || ts.nanos() > 999999999 ||
-               ts.seconds() < -62135596800 || ts.seconds() > 253402300799),
+    const bool out_of_range_timestamp =
+        proto.kind_case() == v1::Value::kTimestampValue &&
+        (ts.nanos() < 0 || ts.nanos() > 999999999 ||
+         ts.seconds() < -62135596800 || ts.seconds() > 253402300799);
+    const bool not_a_column_value =
+        proto.kind_case() == v1::Value::kListValue ||
+        proto.kind_case() == v1::Value::kReference;
+    Check(out_of_range_timestamp || not_a_column_value,
           "a valid value is refused: " + converted.status().ToString());
     return;
   }
