@@ -8,7 +8,11 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -137,10 +141,35 @@ class HealthServiceTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    // The deadline cancels any watch a failed test left open; health_ is
-    // destroyed after the server (and aborts if a watch is still open).
-    if (server_ != nullptr) server_->Shutdown(Deadline());
+    if (server_ != nullptr) ShutdownServer();
     server_.reset();
+  }
+
+  // The deadline cancels any watch a failed test left open; health_ is
+  // destroyed after the server (and aborts if a watch is still open). A
+  // watch that never calls Finish would hold gRPC's Shutdown past any
+  // deadline, so a watchdog ends the binary then rather than let it hang.
+  void ShutdownServer() {
+    std::mutex mu;
+    std::condition_variable changed;
+    bool returned = false;
+    std::thread watchdog([&] {
+      std::unique_lock<std::mutex> lock(mu);
+      if (!changed.wait_for(lock, std::chrono::seconds(30),
+                            [&] { return returned; })) {
+        fprintf(stderr,
+                "grpc::Server::Shutdown did not return: a call "
+                "never finished\n");
+        std::abort();
+      }
+    });
+    server_->Shutdown(Deadline());
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      returned = true;
+    }
+    changed.notify_all();
+    watchdog.join();
   }
 
   // Check(`name`): the status code, and the serving status when OK.
@@ -337,7 +366,7 @@ TEST_F(HealthServiceTest, ClientCancelEndsTheWatchAndTheServerShutsDown) {
   EXPECT_EQ(watch->Next(), kNotServing);
   EXPECT_EQ(watch->Cancel().error_code(), grpc::StatusCode::CANCELLED);
   const auto start = std::chrono::steady_clock::now();
-  server_->Shutdown(Deadline());
+  ShutdownServer();
   // Not a timing claim: a call still open would hold Shutdown to its
   // 10-second deadline.
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
