@@ -4,12 +4,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "service/call_context.h"
 #include "service/proto_convert.h"
 
 namespace rowgate::service {
 
-grpc::ServerUnaryReactor* AdminServiceImpl::GetLoaderStats(
-    grpc::CallbackServerContext* context, const v1::GetLoaderStatsRequest*,
+grpc::ServerUnaryReactor* AdminServiceImpl::ServeGetLoaderStats(
+    grpc::ServerContextBase* /*context*/, const v1::GetLoaderStatsRequest*,
     v1::LoaderStats* response) {
   if (loader_ != nullptr) {
     const loader::LoaderStatsSnapshot s = loader_->Stats();
@@ -26,9 +27,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetLoaderStats(
     response->set_dispatch_wait_micros_total(s.dispatch_wait_micros_total);
     response->set_dispatch_wait_micros_max(s.dispatch_wait_micros_max);
   }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  return new InlineUnaryReactor(grpc::Status::OK);
 }
 
 absl::Status AdminServiceImpl::Clear(const v1::ClearCacheRequest& request) {
@@ -76,18 +75,16 @@ absl::Status AdminServiceImpl::Clear(const v1::ClearCacheRequest& request) {
   return absl::OkStatus();
 }
 
-grpc::ServerUnaryReactor* AdminServiceImpl::ClearCache(
-    grpc::CallbackServerContext* context, const v1::ClearCacheRequest* request,
+grpc::ServerUnaryReactor* AdminServiceImpl::ServeClearCache(
+    grpc::ServerContextBase* /*context*/, const v1::ClearCacheRequest* request,
     v1::ClearCacheResponse* response) {
   const absl::Status status = Clear(*request);
   if (status.ok()) response->set_entries(cache_.cache->Stats().entries);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
+  return new InlineUnaryReactor(ToGrpcStatus(status));
 }
 
-grpc::ServerUnaryReactor* AdminServiceImpl::GetCacheStats(
-    grpc::CallbackServerContext* context, const v1::GetCacheStatsRequest*,
+grpc::ServerUnaryReactor* AdminServiceImpl::ServeGetCacheStats(
+    grpc::ServerContextBase* /*context*/, const v1::GetCacheStatsRequest*,
     v1::CacheStats* response) {
   if (cache_.cache != nullptr) {
     const loader::RowCacheStats s = cache_.cache->Stats();
@@ -112,9 +109,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetCacheStats(
       response->set_replication_lag_seconds(absl::ToDoubleSeconds(lag.time));
     }
   }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  return new InlineUnaryReactor(grpc::Status::OK);
 }
 
 }  // namespace rowgate::service

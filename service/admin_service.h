@@ -41,18 +41,37 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   grpc::ServerUnaryReactor* GetLoaderStats(
       grpc::CallbackServerContext* context,
       const v1::GetLoaderStatsRequest* request,
-      v1::LoaderStats* response) override;
-  // FAILED_PRECONDITION without a cache or for an entity not cached;
-  // INVALID_ARGUMENT for an unknown entity (as every RPC), a key of the
-  // wrong kind, or keys without an entity.
+      v1::LoaderStats* response) override {
+    return ServeGetLoaderStats(context, request, response);
+  }
   grpc::ServerUnaryReactor* ClearCache(
       grpc::CallbackServerContext* context,
       const v1::ClearCacheRequest* request,
-      v1::ClearCacheResponse* response) override;
+      v1::ClearCacheResponse* response) override {
+    return ServeClearCache(context, request, response);
+  }
   grpc::ServerUnaryReactor* GetCacheStats(
       grpc::CallbackServerContext* context,
       const v1::GetCacheStatsRequest* request,
-      v1::CacheStats* response) override;
+      v1::CacheStats* response) override {
+    return ServeGetCacheStats(context, request, response);
+  }
+
+  // The same methods whichever API serves the call (the callback overrides
+  // above forward here; service/cq_server.h calls these directly). Each
+  // answers inline and never blocks.
+  grpc::ServerUnaryReactor* ServeGetLoaderStats(
+      grpc::ServerContextBase* context,
+      const v1::GetLoaderStatsRequest* request, v1::LoaderStats* response);
+  // FAILED_PRECONDITION without a cache or for an entity not cached;
+  // INVALID_ARGUMENT for an unknown entity (as every RPC), a key of the
+  // wrong kind, or keys without an entity.
+  grpc::ServerUnaryReactor* ServeClearCache(
+      grpc::ServerContextBase* context, const v1::ClearCacheRequest* request,
+      v1::ClearCacheResponse* response);
+  grpc::ServerUnaryReactor* ServeGetCacheStats(
+      grpc::ServerContextBase* context, const v1::GetCacheStatsRequest* request,
+      v1::CacheStats* response);
 
  private:
   absl::Status Clear(const v1::ClearCacheRequest& request);

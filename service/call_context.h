@@ -6,6 +6,7 @@
 #define ROWGATE_SERVICE_CALL_CONTEXT_H_
 
 #include <grpcpp/server_context.h>
+#include <grpcpp/support/server_callback.h>
 
 #include <chrono>
 
@@ -32,6 +33,17 @@ inline absl::Time DeadlineOf(const grpc::ServerContextBase* context) {
   }
   return absl::FromChrono(deadline);
 }
+
+// A unary reactor for a handler that answers inline: it is finished before
+// the handler returns it (the callback API and the CQ adapters both replay
+// a Finish made before the reactor was bound) and deletes itself in OnDone.
+// What ServerContextBase::DefaultReactor is on the callback API, which a
+// call served on the completion-queue API does not have.
+class InlineUnaryReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit InlineUnaryReactor(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
 
 }  // namespace rowgate::service
 

@@ -290,8 +290,8 @@ DataServiceImpl::StreamBatchGet(grpc::CallbackServerContext* context) {
   return NewStreamBatchGetReactor(*this, context);
 }
 
-grpc::ServerUnaryReactor* DataServiceImpl::Insert(
-    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+grpc::ServerUnaryReactor* DataServiceImpl::ServeInsert(
+    grpc::ServerContextBase* context, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
   return ServeRaw<v1::InsertRequest, v1::InsertResponse>(
       request, response,
@@ -301,7 +301,7 @@ grpc::ServerUnaryReactor* DataServiceImpl::Insert(
 }
 
 void DataServiceImpl::HandleInsert(
-    grpc::CallbackServerContext* context,
+    grpc::ServerContextBase* context,
     RawUnaryCall<v1::InsertRequest, v1::InsertResponse>* call) {
   const v1::InsertRequest* request = &call->request();
   v1::InsertResponse* response = call->response();
@@ -372,8 +372,8 @@ void DataServiceImpl::HandleInsert(
       });
 }
 
-grpc::ServerUnaryReactor* DataServiceImpl::Update(
-    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+grpc::ServerUnaryReactor* DataServiceImpl::ServeUpdate(
+    grpc::ServerContextBase* context, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
   return ServeRaw<v1::UpdateRequest, v1::UpdateResponse>(
       request, response,
@@ -383,7 +383,7 @@ grpc::ServerUnaryReactor* DataServiceImpl::Update(
 }
 
 void DataServiceImpl::HandleUpdate(
-    grpc::CallbackServerContext* context,
+    grpc::ServerContextBase* context,
     RawUnaryCall<v1::UpdateRequest, v1::UpdateResponse>* call) {
   const v1::UpdateRequest* request = &call->request();
   v1::UpdateResponse* response = call->response();
@@ -428,8 +428,8 @@ void DataServiceImpl::HandleUpdate(
               });
 }
 
-grpc::ServerUnaryReactor* DataServiceImpl::Delete(
-    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+grpc::ServerUnaryReactor* DataServiceImpl::ServeDelete(
+    grpc::ServerContextBase* context, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
   return ServeRaw<v1::DeleteRequest, v1::DeleteResponse>(
       request, response,
@@ -439,7 +439,7 @@ grpc::ServerUnaryReactor* DataServiceImpl::Delete(
 }
 
 void DataServiceImpl::HandleDelete(
-    grpc::CallbackServerContext* context,
+    grpc::ServerContextBase* context,
     RawUnaryCall<v1::DeleteRequest, v1::DeleteResponse>* call) {
   const v1::DeleteRequest* request = &call->request();
   v1::DeleteResponse* response = call->response();
@@ -529,8 +529,8 @@ void DataServiceImpl::HandleDelete(
       });
 }
 
-grpc::ServerUnaryReactor* DataServiceImpl::Page(
-    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+grpc::ServerUnaryReactor* DataServiceImpl::ServePage(
+    grpc::ServerContextBase* context, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
   return ServeRaw<v1::PageRequest, v1::PageResponse>(
       request, response,
@@ -540,7 +540,7 @@ grpc::ServerUnaryReactor* DataServiceImpl::Page(
 }
 
 void DataServiceImpl::HandlePage(
-    grpc::CallbackServerContext* context,
+    grpc::ServerContextBase* context,
     RawUnaryCall<v1::PageRequest, v1::PageResponse>* call) {
   const v1::PageRequest* request = &call->request();
   v1::PageResponse* response = call->response();
@@ -676,7 +676,7 @@ void DataServiceImpl::HandlePage(
 }
 
 void DataServiceImpl::PageWithIncludes(
-    grpc::CallbackServerContext* context,
+    grpc::ServerContextBase* context,
     RawUnaryCall<v1::PageRequest, v1::PageResponse>* call,
     const storage::Entity* entity, storage::PageQuery query,
     std::vector<int> columns,
@@ -714,8 +714,8 @@ void DataServiceImpl::PageWithIncludes(
   if (!queued.ok()) call->Reply(queued);
 }
 
-grpc::ServerUnaryReactor* DataServiceImpl::ListEntities(
-    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+grpc::ServerUnaryReactor* DataServiceImpl::ServeListEntities(
+    grpc::ServerContextBase* context, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
   return ServeRaw<v1::ListEntitiesRequest, v1::ListEntitiesResponse>(
       request, response,
@@ -724,7 +724,7 @@ grpc::ServerUnaryReactor* DataServiceImpl::ListEntities(
 }
 
 void DataServiceImpl::HandleListEntities(
-    grpc::CallbackServerContext* /*context*/,
+    grpc::ServerContextBase* /*context*/,
     RawUnaryCall<v1::ListEntitiesRequest, v1::ListEntitiesResponse>* call) {
   v1::ListEntitiesResponse* response = call->response();
   const std::shared_ptr<const storage::Catalog> catalog = CurrentCatalog();
@@ -734,8 +734,8 @@ void DataServiceImpl::HandleListEntities(
   return call->Reply(absl::OkStatus());
 }
 
-grpc::ServerUnaryReactor* DataServiceImpl::DescribeEntity(
-    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+grpc::ServerUnaryReactor* DataServiceImpl::ServeDescribeEntity(
+    grpc::ServerContextBase* context, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
   return ServeRaw<v1::DescribeEntityRequest, v1::EntityDescription>(
       request, response,
@@ -744,7 +744,7 @@ grpc::ServerUnaryReactor* DataServiceImpl::DescribeEntity(
 }
 
 void DataServiceImpl::HandleDescribeEntity(
-    grpc::CallbackServerContext* /*context*/,
+    grpc::ServerContextBase* /*context*/,
     RawUnaryCall<v1::DescribeEntityRequest, v1::EntityDescription>* call) {
   const v1::DescribeEntityRequest* request = &call->request();
   v1::EntityDescription* response = call->response();

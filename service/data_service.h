@@ -100,26 +100,66 @@ class DataServiceImpl final : public RawDataService {
       grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* Insert(grpc::CallbackServerContext* context,
                                    const grpc::ByteBuffer* request,
-                                   grpc::ByteBuffer* response) override;
+                                   grpc::ByteBuffer* response) override {
+    return ServeInsert(context, request, response);
+  }
   grpc::ServerUnaryReactor* Update(grpc::CallbackServerContext* context,
                                    const grpc::ByteBuffer* request,
-                                   grpc::ByteBuffer* response) override;
+                                   grpc::ByteBuffer* response) override {
+    return ServeUpdate(context, request, response);
+  }
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* context,
                                    const grpc::ByteBuffer* request,
-                                   grpc::ByteBuffer* response) override;
+                                   grpc::ByteBuffer* response) override {
+    return ServeDelete(context, request, response);
+  }
   grpc::ServerUnaryReactor* Page(grpc::CallbackServerContext* context,
                                  const grpc::ByteBuffer* request,
-                                 grpc::ByteBuffer* response) override;
+                                 grpc::ByteBuffer* response) override {
+    return ServePage(context, request, response);
+  }
   grpc::ServerUnaryReactor* ListEntities(grpc::CallbackServerContext* context,
                                          const grpc::ByteBuffer* request,
-                                         grpc::ByteBuffer* response) override;
-  grpc::ServerUnaryReactor* DescribeEntity(grpc::CallbackServerContext* context,
-                                           const grpc::ByteBuffer* request,
-                                           grpc::ByteBuffer* response) override;
-  // In transact_handler.cc.
+                                         grpc::ByteBuffer* response) override {
+    return ServeListEntities(context, request, response);
+  }
+  grpc::ServerUnaryReactor* DescribeEntity(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+      grpc::ByteBuffer* response) override {
+    return ServeDescribeEntity(context, request, response);
+  }
   grpc::ServerUnaryReactor* Transact(grpc::CallbackServerContext* context,
                                      const grpc::ByteBuffer* request,
-                                     grpc::ByteBuffer* response) override;
+                                     grpc::ByteBuffer* response) override {
+    return ServeTransact(context, request, response);
+  }
+
+  // The same methods whichever API serves the call: the callback overrides
+  // above forward here, and the completion-queue server (service/cq_server.h)
+  // calls these with its grpc::ServerContext. Each parses the raw request,
+  // returns the call's reactor and never blocks. Transact is in
+  // transact_handler.cc.
+  grpc::ServerUnaryReactor* ServeInsert(grpc::ServerContextBase* context,
+                                        const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response);
+  grpc::ServerUnaryReactor* ServeUpdate(grpc::ServerContextBase* context,
+                                        const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response);
+  grpc::ServerUnaryReactor* ServeDelete(grpc::ServerContextBase* context,
+                                        const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response);
+  grpc::ServerUnaryReactor* ServePage(grpc::ServerContextBase* context,
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response);
+  grpc::ServerUnaryReactor* ServeListEntities(grpc::ServerContextBase* context,
+                                              const grpc::ByteBuffer* request,
+                                              grpc::ByteBuffer* response);
+  grpc::ServerUnaryReactor* ServeDescribeEntity(
+      grpc::ServerContextBase* context, const grpc::ByteBuffer* request,
+      grpc::ByteBuffer* response);
+  grpc::ServerUnaryReactor* ServeTransact(grpc::ServerContextBase* context,
+                                          const grpc::ByteBuffer* request,
+                                          grpc::ByteBuffer* response);
 
   // Shared by the unary and the streaming BatchGet.
   absl::StatusOr<PreparedLookup> PrepareLookup(
@@ -146,30 +186,30 @@ class DataServiceImpl final : public RawDataService {
                                 absl::string_view unit) const;
 
   // The typed handlers behind the raw methods; each ends in call->Reply().
-  void HandleInsert(grpc::CallbackServerContext* context,
+  void HandleInsert(grpc::ServerContextBase* context,
                     RawUnaryCall<v1::InsertRequest, v1::InsertResponse>* call);
-  void HandleUpdate(grpc::CallbackServerContext* context,
+  void HandleUpdate(grpc::ServerContextBase* context,
                     RawUnaryCall<v1::UpdateRequest, v1::UpdateResponse>* call);
-  void HandleDelete(grpc::CallbackServerContext* context,
+  void HandleDelete(grpc::ServerContextBase* context,
                     RawUnaryCall<v1::DeleteRequest, v1::DeleteResponse>* call);
-  void HandlePage(grpc::CallbackServerContext* context,
+  void HandlePage(grpc::ServerContextBase* context,
                   RawUnaryCall<v1::PageRequest, v1::PageResponse>* call);
   // The page is read on a worker, then its includes are walked through the
   // loader; the reply is finished from the walk's last lookup.
   void PageWithIncludes(
-      grpc::CallbackServerContext* context,
+      grpc::ServerContextBase* context,
       RawUnaryCall<v1::PageRequest, v1::PageResponse>* call,
       const storage::Entity* entity, storage::PageQuery query,
       std::vector<int> columns,
       std::shared_ptr<const std::vector<loader::IncludePlan>> includes);
   void HandleListEntities(
-      grpc::CallbackServerContext* context,
+      grpc::ServerContextBase* context,
       RawUnaryCall<v1::ListEntitiesRequest, v1::ListEntitiesResponse>* call);
   void HandleDescribeEntity(
-      grpc::CallbackServerContext* context,
+      grpc::ServerContextBase* context,
       RawUnaryCall<v1::DescribeEntityRequest, v1::EntityDescription>* call);
   void HandleTransact(
-      grpc::CallbackServerContext* context,
+      grpc::ServerContextBase* context,
       RawUnaryCall<v1::TransactRequest, v1::TransactResponse>* call);
   // The catalog calls are served from now; it stays alive while held.
   std::shared_ptr<const storage::Catalog> CurrentCatalog() const {

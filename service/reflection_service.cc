@@ -189,7 +189,6 @@ class ReflectionService final : public ServiceT::CallbackService {
  public:
   explicit ReflectionService(const ServiceNames& names) : names_(names) {}
 
- private:
   // Reads a request, writes its answer, repeats until the client closes its
   // side. One operation is outstanding at a time, so Finish runs exactly once:
   // from whichever read or write first fails.
@@ -225,6 +224,7 @@ class ReflectionService final : public ServiceT::CallbackService {
     ResponseT response_;
   };
 
+ private:
   grpc::ServerBidiReactor<RequestT, ResponseT>* ServerReflectionInfo(
       grpc::CallbackServerContext* /*context*/) override {
     return new Stream(names_);
@@ -259,6 +259,18 @@ ReflectionServices::~ReflectionServices() = default;
 void ReflectionServices::RegisterWith(grpc::ServerBuilder& builder) {
   builder.RegisterService(&impl_->v1);
   builder.RegisterService(&impl_->v1alpha);
+}
+
+grpc::ServerBidiReactor<grpc::reflection::v1::ServerReflectionRequest,
+                        grpc::reflection::v1::ServerReflectionResponse>*
+ReflectionServices::NewV1Stream() {
+  return new V1Service::Stream(impl_->names);
+}
+
+grpc::ServerBidiReactor<grpc::reflection::v1alpha::ServerReflectionRequest,
+                        grpc::reflection::v1alpha::ServerReflectionResponse>*
+ReflectionServices::NewV1AlphaStream() {
+  return new V1AlphaService::Stream(impl_->names);
 }
 
 void ReflectionServices::SetServiceNames(std::vector<std::string> names) {

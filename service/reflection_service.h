@@ -24,10 +24,14 @@
 #define ROWGATE_SERVICE_REFLECTION_SERVICE_H_
 
 #include <grpcpp/server_builder.h>
+#include <grpcpp/support/server_callback.h>
 
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "grpc/reflection/v1/reflection.pb.h"
+#include "grpc/reflection/v1alpha/reflection.pb.h"
 
 namespace rowgate::service {
 
@@ -40,9 +44,20 @@ class ReflectionServices {
   ReflectionServices(const ReflectionServices&) = delete;
   ReflectionServices& operator=(const ReflectionServices&) = delete;
 
-  // Registers both services on `builder`. This object must outlive the server.
-  // Call once. Does not block.
+  // Registers both services, on the callback API, on `builder`. This object
+  // must outlive the server. Call once. Does not block.
   void RegisterWith(grpc::ServerBuilder& builder);
+
+  // Or: a new ServerReflectionInfo stream's reactor, for a server that serves
+  // the two services on the completion-queue API (service/cq_server.h)
+  // instead of registering them here. It starts reading at once and deletes
+  // itself in OnDone. Thread-safe.
+  grpc::ServerBidiReactor<grpc::reflection::v1::ServerReflectionRequest,
+                          grpc::reflection::v1::ServerReflectionResponse>*
+  NewV1Stream();
+  grpc::ServerBidiReactor<grpc::reflection::v1alpha::ServerReflectionRequest,
+                          grpc::reflection::v1alpha::ServerReflectionResponse>*
+  NewV1AlphaStream();
 
   // Sets the fully qualified names answered to list_services, in this order
   // (e.g. "rowgate.v1.DataService"). gRPC gives a service no public way to

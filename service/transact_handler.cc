@@ -294,15 +294,15 @@ absl::Status RunOperations(storage::Connection& conn,
 
 }  // namespace
 
-grpc::ServerUnaryReactor* DataServiceImpl::Transact(
-    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+grpc::ServerUnaryReactor* DataServiceImpl::ServeTransact(
+    grpc::ServerContextBase* context, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
   auto* call = new TransactCall(request, response);
   if (call->parsed()) HandleTransact(context, call);
   return call;
 }
 
-void DataServiceImpl::HandleTransact(grpc::CallbackServerContext* context,
+void DataServiceImpl::HandleTransact(grpc::ServerContextBase* context,
                                      TransactCall* call) {
   if (pool_ == nullptr) {
     return call->Reply(absl::UnimplementedError("no database"));

@@ -30,8 +30,8 @@ namespace rowgate::service::calls {
 // status; RESOURCE_EXHAUSTED at once when the pool's queue is full. The
 // connection's deadline is the call's.
 template <typename Call, typename Work>
-void RunOnWorker(storage::WorkerPool& pool,
-                 grpc::CallbackServerContext* context, Call* call, Work work) {
+void RunOnWorker(storage::WorkerPool& pool, grpc::ServerContextBase* context,
+                 Call* call, Work work) {
   absl::Status queued =
       pool.TryPost([call, deadline = DeadlineOf(context),
                     work = std::move(work)](storage::Connection& conn) mutable {
