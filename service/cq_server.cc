@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "service/batch_get_reactors.h"
+#include "service/health_service.h"
 #include "service/log.h"
 
 namespace rowgate::service {
@@ -26,11 +27,11 @@ class CqCall {
   virtual void OnEvent(Kind kind, bool ok) = 0;
 };
 
-// The part of a call's life common to both methods: every event that has
-// to arrive before the reactor's OnDone (the context's "done" notification,
-// Finish's, one per Read/Write/metadata in flight) holds a reference, as
-// does each thread while it starts an operation; the last one out runs
-// OnDone (usually on the CQ thread) and deletes.
+// The part of a call's life common to every kind of method: every event
+// that has to arrive before the reactor's OnDone (the context's "done"
+// notification, Finish's, one per Read/Write/metadata in flight) holds a
+// reference, as does each thread while it starts an operation; the last one
+// out runs OnDone (usually on the CQ thread) and deletes.
 template <typename CallbackCall>
 class CqCallBase : public CallbackCall, public CqCall {
  protected:
@@ -73,6 +74,16 @@ class CqCallBase : public CallbackCall, public CqCall {
   }
   // Before the call is requested: the notification is armed with it.
   void ArmDoneNotification() { context_.AsyncNotifyWhenDone(EventFor(kDone)); }
+  // The request was matched with a call (ok) or the server is shutting down
+  // (!ok: no call, no done notification). True when the handler is to run.
+  bool Started(bool ok) {
+    if (!ok) {
+      delete this;
+      return false;
+    }
+    server_.CallStarted();
+    return true;
+  }
 
   CqServer& server_;
   grpc::ServerCompletionQueue* const cq_;
@@ -93,16 +104,57 @@ class CqCallBase : public CallbackCall, public CqCall {
   std::atomic<int> refs_{2};
 };
 
-// A unary BatchGet: the adapter a BatchGet reactor finishes through.
+}  // namespace
+
+// One method of a service: how many of its calls are requested ahead on each
+// queue, and how one more is.
+class CqMethod {
+ public:
+  explicit CqMethod(int ahead) : ahead_(ahead) {}
+  virtual ~CqMethod() = default;
+  int ahead() const { return ahead_; }
+  // Requests one more call of this method on `cq`.
+  virtual void RequestOne(CqServer& server,
+                          grpc::ServerCompletionQueue* cq) const = 0;
+
+ private:
+  const int ahead_;
+};
+
+namespace {
+
+// A unary method: how a call of it is requested, and its handler.
+template <typename Request, typename Response>
+struct UnaryMethod final : CqMethod {
+  template <typename RequestFn, typename StartFn>
+  UnaryMethod(int ahead, RequestFn request_fn, StartFn start_fn)
+      : CqMethod(ahead),
+        request(std::move(request_fn)),
+        start(std::move(start_fn)) {}
+  void RequestOne(CqServer& server,
+                  grpc::ServerCompletionQueue* cq) const override;
+
+  std::function<void(grpc::ServerContext*, Request*,
+                     grpc::ServerAsyncResponseWriter<Response>*,
+                     grpc::ServerCompletionQueue*, void*)>
+      request;
+  std::function<grpc::ServerUnaryReactor*(grpc::ServerContextBase*,
+                                          const Request*, Response*)>
+      start;
+};
+
+// A unary call: the adapter its reactor finishes through.
+template <typename Request, typename Response>
 class UnaryCall final : public CqCallBase<grpc::ServerCallbackUnary> {
  public:
-  UnaryCall(CqServer& server, grpc::ServerCompletionQueue* cq)
-      : CqCallBase(server, cq), responder_(&context_) {}
+  using Method = UnaryMethod<Request, Response>;
+  UnaryCall(CqServer& server, grpc::ServerCompletionQueue* cq,
+            const Method& method)
+      : CqCallBase(server, cq), method_(method), responder_(&context_) {}
 
-  void Request() {
+  void RequestCall() {
     ArmDoneNotification();
-    server_.service().RequestBatchGet(&context_, &request_, &responder_, cq_,
-                                      cq_, EventFor(kStarted));
+    method_.request(&context_, &request_, &responder_, cq_, EventFor(kStarted));
   }
 
   void OnEvent(Kind kind, bool ok) override {
@@ -133,111 +185,367 @@ class UnaryCall final : public CqCallBase<grpc::ServerCallbackUnary> {
 
  private:
   void OnStarted(bool ok) {
-    if (!ok) {  // the server is shutting down: no call, no done event
-      delete this;
-      return;
-    }
+    if (!Started(ok)) return;
     // The next call of this method on this queue.
-    (new UnaryCall(server_, cq_))->Request();
-    server_.CallStarted();
-    auto* reactor = NewBatchGetReactor(server_.service().impl(), &context_,
-                                       &request_, &response_);
+    method_.RequestOne(server_, cq_);
+    grpc::ServerUnaryReactor* reactor =
+        method_.start(&context_, &request_, &response_);
     reactor_ = reactor;
-    BindReactor(reactor);
+    BindReactor(reactor);  // replays a Finish the handler already made
   }
 
-  Raw request_;
-  Raw response_;
-  grpc::ServerAsyncResponseWriter<Raw> responder_;
+  const Method& method_;
+  Request request_;
+  Response response_;
+  grpc::ServerAsyncResponseWriter<Response> responder_;
 };
 
-// A StreamBatchGet: the adapter its reactor reads, writes and finishes
-// through.
-class StreamCall final
-    : public CqCallBase<grpc::ServerCallbackReaderWriter<Raw, Raw>> {
- public:
-  StreamCall(CqServer& server, grpc::ServerCompletionQueue* cq)
-      : CqCallBase(server, cq), stream_(&context_) {}
+// A server-streaming method (health's Watch).
+template <typename Request, typename Response>
+struct ServerStreamMethod final : CqMethod {
+  template <typename RequestFn, typename StartFn>
+  ServerStreamMethod(int ahead, RequestFn request_fn, StartFn start_fn)
+      : CqMethod(ahead),
+        request(std::move(request_fn)),
+        start(std::move(start_fn)) {}
+  void RequestOne(CqServer& server,
+                  grpc::ServerCompletionQueue* cq) const override;
 
-  void Request() {
-    ArmDoneNotification();
-    server_.service().RequestStreamBatchGet(&context_, &stream_, cq_, cq_,
-                                            EventFor(kStarted));
+  std::function<void(grpc::ServerContext*, Request*,
+                     grpc::ServerAsyncWriter<Response>*,
+                     grpc::ServerCompletionQueue*, void*)>
+      request;
+  std::function<grpc::ServerWriteReactor<Response>*(grpc::ServerContextBase*,
+                                                    const Request*)>
+      start;
+};
+
+// A server-streaming call: the adapter its reactor writes and finishes
+// through.
+template <typename Request, typename Response>
+class ServerStreamCall final
+    : public CqCallBase<grpc::ServerCallbackWriter<Response>> {
+  using Base = CqCallBase<grpc::ServerCallbackWriter<Response>>;
+  using typename Base::Event;
+  using typename Base::Kind;
+
+ public:
+  using Method = ServerStreamMethod<Request, Response>;
+  ServerStreamCall(CqServer& server, grpc::ServerCompletionQueue* cq,
+                   const Method& method)
+      : Base(server, cq), method_(method), writer_(&this->context_) {}
+
+  void RequestCall() {
+    this->ArmDoneNotification();
+    method_.request(&this->context_, &request_, &writer_, this->cq_,
+                    this->EventFor(CqCall::kStarted));
   }
 
   void OnEvent(Kind kind, bool ok) override {
     switch (kind) {
-      case kStarted:
+      case CqCall::kStarted:
         return OnStarted(ok);
-      case kRead:
-        bidi()->OnReadDone(ok);
-        return Unref();
-      case kWritten:
-        bidi()->OnWriteDone(ok);
-        return Unref();
-      case kDone:
-        return OnDoneNotified();
+      case CqCall::kWritten:
+        writer()->OnWriteDone(ok);
+        return this->Unref();
+      case CqCall::kDone:
+        return this->OnDoneNotified();
       default:  // kFinished, kMetadataSent
-        return Unref();
+        return this->Unref();
+    }
+  }
+
+  // The reactor keeps at most one write in flight, as on the callback API.
+  void Write(const Response* message, grpc::WriteOptions options) override {
+    this->StartOp(CqCall::kWritten, [&](Event* event) {
+      writer_.Write(*message, options, event);
+    });
+  }
+  void WriteAndFinish(const Response* message, grpc::WriteOptions options,
+                      grpc::Status status) override {
+    this->StartOp(CqCall::kFinished, [&](Event* event) {
+      writer_.WriteAndFinish(*message, options, status, event);
+    });
+    this->Finished();
+  }
+  void Finish(grpc::Status status) override {
+    this->StartOp(CqCall::kFinished,
+                  [&](Event* event) { writer_.Finish(status, event); });
+    this->Finished();
+  }
+  void SendInitialMetadata() override {
+    this->StartOp(CqCall::kMetadataSent,
+                  [&](Event* event) { writer_.SendInitialMetadata(event); });
+  }
+
+ private:
+  grpc::ServerWriteReactor<Response>* writer() {
+    return static_cast<grpc::ServerWriteReactor<Response>*>(this->reactor_);
+  }
+
+  void OnStarted(bool ok) {
+    if (!this->Started(ok)) return;
+    method_.RequestOne(this->server_, this->cq_);
+    grpc::ServerWriteReactor<Response>* reactor =
+        method_.start(&this->context_, &request_);
+    this->reactor_ = reactor;
+    this->BindReactor(reactor);  // replays what the reactor already started
+  }
+
+  const Method& method_;
+  Request request_;
+  grpc::ServerAsyncWriter<Response> writer_;
+};
+
+// A bidirectional-streaming method (StreamBatchGet, reflection).
+template <typename Request, typename Response>
+struct BidiStreamMethod final : CqMethod {
+  template <typename RequestFn, typename StartFn>
+  BidiStreamMethod(int ahead, RequestFn request_fn, StartFn start_fn)
+      : CqMethod(ahead),
+        request(std::move(request_fn)),
+        start(std::move(start_fn)) {}
+  void RequestOne(CqServer& server,
+                  grpc::ServerCompletionQueue* cq) const override;
+
+  std::function<void(grpc::ServerContext*,
+                     grpc::ServerAsyncReaderWriter<Response, Request>*,
+                     grpc::ServerCompletionQueue*, void*)>
+      request;
+  std::function<grpc::ServerBidiReactor<Request, Response>*(
+      grpc::ServerContextBase*)>
+      start;
+};
+
+// A bidirectional-streaming call: the adapter its reactor reads, writes and
+// finishes through.
+template <typename Request, typename Response>
+class BidiStreamCall final
+    : public CqCallBase<grpc::ServerCallbackReaderWriter<Request, Response>> {
+  using Base = CqCallBase<grpc::ServerCallbackReaderWriter<Request, Response>>;
+  using typename Base::Event;
+  using typename Base::Kind;
+
+ public:
+  using Method = BidiStreamMethod<Request, Response>;
+  BidiStreamCall(CqServer& server, grpc::ServerCompletionQueue* cq,
+                 const Method& method)
+      : Base(server, cq), method_(method), stream_(&this->context_) {}
+
+  void RequestCall() {
+    this->ArmDoneNotification();
+    method_.request(&this->context_, &stream_, this->cq_,
+                    this->EventFor(CqCall::kStarted));
+  }
+
+  void OnEvent(Kind kind, bool ok) override {
+    switch (kind) {
+      case CqCall::kStarted:
+        return OnStarted(ok);
+      case CqCall::kRead:
+        bidi()->OnReadDone(ok);
+        return this->Unref();
+      case CqCall::kWritten:
+        bidi()->OnWriteDone(ok);
+        return this->Unref();
+      case CqCall::kDone:
+        return this->OnDoneNotified();
+      default:  // kFinished, kMetadataSent
+        return this->Unref();
     }
   }
 
   // The reactor keeps at most one read and one write in flight, as on the
   // callback API; the async API asks the same.
-  void Read(Raw* message) override {
-    StartOp(kRead, [&](Event* event) { stream_.Read(message, event); });
+  void Read(Request* message) override {
+    this->StartOp(CqCall::kRead,
+                  [&](Event* event) { stream_.Read(message, event); });
   }
-  void Write(const Raw* message, grpc::WriteOptions options) override {
-    StartOp(kWritten,
-            [&](Event* event) { stream_.Write(*message, options, event); });
+  void Write(const Response* message, grpc::WriteOptions options) override {
+    this->StartOp(CqCall::kWritten, [&](Event* event) {
+      stream_.Write(*message, options, event);
+    });
   }
-  void WriteAndFinish(const Raw* message, grpc::WriteOptions options,
+  void WriteAndFinish(const Response* message, grpc::WriteOptions options,
                       grpc::Status status) override {
-    StartOp(kFinished, [&](Event* event) {
+    this->StartOp(CqCall::kFinished, [&](Event* event) {
       stream_.WriteAndFinish(*message, options, status, event);
     });
-    Finished();
+    this->Finished();
   }
   void Finish(grpc::Status status) override {
-    StartOp(kFinished, [&](Event* event) { stream_.Finish(status, event); });
-    Finished();
+    this->StartOp(CqCall::kFinished,
+                  [&](Event* event) { stream_.Finish(status, event); });
+    this->Finished();
   }
   void SendInitialMetadata() override {
-    StartOp(kMetadataSent,
-            [&](Event* event) { stream_.SendInitialMetadata(event); });
+    this->StartOp(CqCall::kMetadataSent,
+                  [&](Event* event) { stream_.SendInitialMetadata(event); });
   }
 
  private:
-  grpc::ServerBidiReactor<Raw, Raw>* bidi() {
-    return static_cast<grpc::ServerBidiReactor<Raw, Raw>*>(reactor_);
+  grpc::ServerBidiReactor<Request, Response>* bidi() {
+    return static_cast<grpc::ServerBidiReactor<Request, Response>*>(
+        this->reactor_);
   }
 
   void OnStarted(bool ok) {
-    if (!ok) {
-      delete this;
-      return;
-    }
-    (new StreamCall(server_, cq_))->Request();
-    server_.CallStarted();
-    auto* reactor =
-        NewStreamBatchGetReactor(server_.service().impl(), &context_);
-    reactor_ = reactor;
+    if (!this->Started(ok)) return;
+    method_.RequestOne(this->server_, this->cq_);
+    grpc::ServerBidiReactor<Request, Response>* reactor =
+        method_.start(&this->context_);
+    this->reactor_ = reactor;
     // Replays the read the reactor started in its constructor.
-    BindReactor(reactor);
+    this->BindReactor(reactor);
   }
 
-  grpc::ServerAsyncReaderWriter<Raw, Raw> stream_;
+  const Method& method_;
+  grpc::ServerAsyncReaderWriter<Response, Request> stream_;
 };
+
+template <typename Request, typename Response>
+void UnaryMethod<Request, Response>::RequestOne(
+    CqServer& server, grpc::ServerCompletionQueue* cq) const {
+  (new UnaryCall<Request, Response>(server, cq, *this))->RequestCall();
+}
+
+template <typename Request, typename Response>
+void ServerStreamMethod<Request, Response>::RequestOne(
+    CqServer& server, grpc::ServerCompletionQueue* cq) const {
+  (new ServerStreamCall<Request, Response>(server, cq, *this))->RequestCall();
+}
+
+template <typename Request, typename Response>
+void BidiStreamMethod<Request, Response>::RequestOne(
+    CqServer& server, grpc::ServerCompletionQueue* cq) const {
+  (new BidiStreamCall<Request, Response>(server, cq, *this))->RequestCall();
+}
+
+// Requests a call of `method` of `service`, a generated async service: one
+// whose client sends a single message (unary, server-streaming), or a
+// bidirectional stream. The generated Request<Method> functions take the
+// queue twice: where the call's own operations complete and where its
+// arrival is notified. Both are the one queue here.
+#define ROWGATE_REQUEST_WITH_MESSAGE(service, method)                \
+  [svc = &service](grpc::ServerContext* context, auto* request,      \
+                   auto* responder, grpc::ServerCompletionQueue* cq, \
+                   void* tag) {                                      \
+    svc->Request##method(context, request, responder, cq, cq, tag);  \
+  }
+#define ROWGATE_REQUEST_BIDI(service, method)                    \
+  [svc = &service](grpc::ServerContext* context, auto* stream,   \
+                   grpc::ServerCompletionQueue* cq, void* tag) { \
+    svc->Request##method(context, stream, cq, cq, tag);          \
+  }
 
 }  // namespace
 
-CqServer::CqServer(Options options, DataServiceImpl& impl)
-    : options_(options), service_(impl) {}
+CqServer::CqServer(Options options, Handlers handlers)
+    : options_(options), handlers_(handlers) {
+  const int hot = options_.requests_ahead;
+  const int other = options_.requests_ahead_other;
+  if (DataServiceImpl* data = handlers_.data) {
+    auto& svc = data_service_;
+    using RawUnary = UnaryMethod<Raw, Raw>;
+    methods_.push_back(std::make_unique<RawUnary>(
+        hot, ROWGATE_REQUEST_WITH_MESSAGE(svc, BatchGet),
+        [data](grpc::ServerContextBase* context, const Raw* in, Raw* out) {
+          return NewBatchGetReactor(*data, context, in, out);
+        }));
+    methods_.push_back(std::make_unique<BidiStreamMethod<Raw, Raw>>(
+        hot, ROWGATE_REQUEST_BIDI(svc, StreamBatchGet),
+        [data](grpc::ServerContextBase* context) {
+          return NewStreamBatchGetReactor(*data, context);
+        }));
+    // The other DataService methods: parsed, translated and handed to a
+    // database worker on the CQ thread, as on the callback path.
+#define ROWGATE_DATA_METHOD(method)                                       \
+  methods_.push_back(std::make_unique<RawUnary>(                          \
+      other, ROWGATE_REQUEST_WITH_MESSAGE(svc, method),                   \
+      [data](grpc::ServerContextBase* context, const Raw* in, Raw* out) { \
+        return data->Serve##method(context, in, out);                     \
+      }))
+    ROWGATE_DATA_METHOD(Insert);
+    ROWGATE_DATA_METHOD(Update);
+    ROWGATE_DATA_METHOD(Delete);
+    ROWGATE_DATA_METHOD(Page);
+    ROWGATE_DATA_METHOD(ListEntities);
+    ROWGATE_DATA_METHOD(DescribeEntity);
+    ROWGATE_DATA_METHOD(Transact);
+#undef ROWGATE_DATA_METHOD
+  }
+  if (AdminServiceImpl* admin = handlers_.admin) {
+    auto& svc = admin_service_;
+#define ROWGATE_ADMIN_METHOD(method, Request, Response)                \
+  methods_.push_back(std::make_unique<UnaryMethod<Request, Response>>( \
+      other, ROWGATE_REQUEST_WITH_MESSAGE(svc, method),                \
+      [admin](grpc::ServerContextBase* context, const Request* in,     \
+              Response* out) {                                         \
+        return admin->Serve##method(context, in, out);                 \
+      }))
+    ROWGATE_ADMIN_METHOD(GetLoaderStats, v1::GetLoaderStatsRequest,
+                         v1::LoaderStats);
+    ROWGATE_ADMIN_METHOD(ClearCache, v1::ClearCacheRequest,
+                         v1::ClearCacheResponse);
+    ROWGATE_ADMIN_METHOD(GetCacheStats, v1::GetCacheStatsRequest,
+                         v1::CacheStats);
+#undef ROWGATE_ADMIN_METHOD
+  }
+  if (HealthService* health = handlers_.health) {
+    namespace hv1 = grpc::health::v1;
+    auto& svc = health_service_;
+    methods_.push_back(
+        std::make_unique<
+            UnaryMethod<hv1::HealthCheckRequest, hv1::HealthCheckResponse>>(
+            other, ROWGATE_REQUEST_WITH_MESSAGE(svc, Check),
+            [health](grpc::ServerContextBase* context,
+                     const hv1::HealthCheckRequest* in,
+                     hv1::HealthCheckResponse* out) {
+              return health->Check(context, in, out);
+            }));
+    methods_.push_back(
+        std::make_unique<ServerStreamMethod<hv1::HealthCheckRequest,
+                                            hv1::HealthCheckResponse>>(
+            other, ROWGATE_REQUEST_WITH_MESSAGE(svc, Watch),
+            [health](grpc::ServerContextBase* context,
+                     const hv1::HealthCheckRequest* in) {
+              return health->Watch(context, in);
+            }));
+  }
+  if (ReflectionServices* reflection = handlers_.reflection) {
+    namespace rv1 = grpc::reflection::v1;
+    namespace rv1alpha = grpc::reflection::v1alpha;
+    auto& v1_svc = reflection_v1_service_;
+    auto& v1alpha_svc = reflection_v1alpha_service_;
+    methods_.push_back(
+        std::make_unique<BidiStreamMethod<rv1::ServerReflectionRequest,
+                                          rv1::ServerReflectionResponse>>(
+            other, ROWGATE_REQUEST_BIDI(v1_svc, ServerReflectionInfo),
+            [reflection](grpc::ServerContextBase*) {
+              return reflection->NewV1Stream();
+            }));
+    methods_.push_back(
+        std::make_unique<BidiStreamMethod<rv1alpha::ServerReflectionRequest,
+                                          rv1alpha::ServerReflectionResponse>>(
+            other, ROWGATE_REQUEST_BIDI(v1alpha_svc, ServerReflectionInfo),
+            [reflection](grpc::ServerContextBase*) {
+              return reflection->NewV1AlphaStream();
+            }));
+  }
+}
+#undef ROWGATE_REQUEST_WITH_MESSAGE
+#undef ROWGATE_REQUEST_BIDI
 
 CqServer::~CqServer() { Shutdown(); }
 
 void CqServer::AddTo(grpc::ServerBuilder& builder) {
-  builder.RegisterService(&service_);
+  if (handlers_.data) builder.RegisterService(&data_service_);
+  if (handlers_.admin) builder.RegisterService(&admin_service_);
+  if (handlers_.health) builder.RegisterService(&health_service_);
+  if (handlers_.reflection) {
+    builder.RegisterService(&reflection_v1_service_);
+    builder.RegisterService(&reflection_v1alpha_service_);
+  }
   for (int i = 0; i < options_.threads; ++i) {
     queues_.push_back(builder.AddCompletionQueue());
   }
@@ -246,9 +554,10 @@ void CqServer::AddTo(grpc::ServerBuilder& builder) {
 void CqServer::Start() {
   started_ = true;
   for (auto& queue : queues_) {
-    for (int i = 0; i < options_.requests_ahead; ++i) {
-      (new UnaryCall(*this, queue.get()))->Request();
-      (new StreamCall(*this, queue.get()))->Request();
+    for (const auto& method : methods_) {
+      for (int i = 0; i < method->ahead(); ++i) {
+        method->RequestOne(*this, queue.get());
+      }
     }
     threads_.emplace_back([this, cq = queue.get()] { Poll(cq); });
   }

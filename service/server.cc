@@ -1,7 +1,5 @@
 #include "service/server.h"
 
-#include <grpcpp/health_check_service_interface.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <thread>
@@ -185,10 +183,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
        "grpc.reflection.v1.ServerReflection",
        "grpc.reflection.v1alpha.ServerReflection", "grpc.health.v1.Health"});
 
-  // gRPC's built-in health service does not register its descriptors with
-  // protobuf; touching ours links them in so reflection can describe it.
-  grpc::health::v1::HealthCheckRequest::descriptor();
-  grpc::EnableDefaultHealthCheckService(true);
+  // rowgate's own health service (gRPC's built-in one is on the callback
+  // API, which would bring its threads back to a CQ server:
+  // service/cq_server.h). Reflection describes it from the linked-in
+  // descriptors.
+  server->health_ = std::make_unique<HealthService>();
   grpc::ServerBuilder builder;
   // gRPC sets SO_REUSEPORT by default, which lets a second rowgate bind the
   // same port and silently take half the traffic. A taken port must fail.
@@ -209,13 +208,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   if (options.cq_threads > 0) {
     server->cq_server_ = std::make_unique<CqServer>(
         CqServer::Options{.threads = options.cq_threads},
-        *server->data_service_);
+        CqServer::Handlers{.data = server->data_service_.get(),
+                           .admin = server->admin_service_.get(),
+                           .health = server->health_.get(),
+                           .reflection = server->reflection_.get()});
     server->cq_server_->AddTo(builder);
   } else {
     builder.RegisterService(server->data_service_.get());
+    builder.RegisterService(server->admin_service_.get());
+    builder.RegisterService(server->health_->callback_service());
+    server->reflection_->RegisterWith(builder);
   }
-  builder.RegisterService(server->admin_service_.get());
-  server->reflection_->RegisterWith(builder);
   if (!options.metrics_listen.empty()) {
     // Only with metrics on: the interceptor costs every call a little.
     server->rpc_metrics_ = std::make_shared<RpcMetrics>();
@@ -369,10 +372,8 @@ void Server::SetServing(bool serving) {
     }
     serving_ = serving;
   }
-  grpc::HealthCheckServiceInterface* health =
-      grpc_server_->GetHealthCheckService();
-  health->SetServingStatus(serving);
-  health->SetServingStatus("rowgate.v1.DataService", serving);
+  health_->SetServingStatus(serving);
+  health_->SetServingStatus("rowgate.v1.DataService", serving);
 }
 
 std::string Server::RenderMetrics() const {
@@ -522,9 +523,9 @@ void Server::Shutdown(absl::Duration grace) {
   // Create() may have failed before the gRPC server existed.
   if (grpc_server_ != nullptr) {
     // Probes see NOT_SERVING from here on, while calls in flight finish.
-    // (A late SetServing from the health thread cannot undo it: gRPC's
+    // (A late SetServing from the health thread cannot undo it: the
     // health service answers NOT_SERVING for good once shut down.)
-    grpc_server_->GetHealthCheckService()->Shutdown();
+    health_->Shutdown();
     grpc_server_->Shutdown(absl::ToChronoTime(done_by));
   }
   if (cq_server_) cq_server_->Shutdown();

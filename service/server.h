@@ -40,6 +40,7 @@
 #include "service/admin_service.h"
 #include "service/cq_server.h"
 #include "service/data_service.h"
+#include "service/health_service.h"
 #include "service/metrics.h"
 #include "service/reflection_service.h"
 #include "storage/catalog.h"
@@ -175,10 +176,12 @@ class Server {
   std::unique_ptr<loader::PoolBatchExecutor> executor_;
   std::unique_ptr<loader::Loader> loader_;
   std::unique_ptr<DataServiceImpl> data_service_;
-  // Outlives grpc_server_ (its queues must).
-  std::unique_ptr<CqServer> cq_server_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<ReflectionServices> reflection_;
+  std::unique_ptr<HealthService> health_;
+  // Outlives grpc_server_ (its queues must); the services it serves outlive
+  // it.
+  std::unique_ptr<CqServer> cq_server_;
   std::shared_ptr<RpcMetrics> rpc_metrics_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<MetricsHttpServer> metrics_http_;

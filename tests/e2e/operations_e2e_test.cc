@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <pqxx/pqxx>
 #include <thread>
@@ -19,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1/reflection.grpc.pb.h"
 #include "rowgate/v1/rowgate.grpc.pb.h"
 #include "tests/common/test_database.h"
 #include "tests/e2e/e2e_helpers.h"
@@ -67,6 +69,68 @@ grpc::Status GetUser(const ChannelPtr& channel, int64_t id,
   auto context = NewContext(absl::Seconds(10));
   return stub->BatchGet(context.get(), BatchGetRequest("users", Ints({id})),
                         response);
+}
+
+// The names of the process's threads (/proc/<pid>/task/*/comm), one per
+// thread, e.g. "nexting_thread".
+std::vector<std::string> ThreadNames(pid_t pid) {
+  std::vector<std::string> names;
+  const std::string tasks = absl::StrCat("/proc/", pid, "/task");
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    if (std::getline(comm, name)) names.push_back(name);
+  }
+  return names;
+}
+
+// One call of every service rowgate serves, each answered OK.
+void CallEveryService(const ChannelPtr& channel) {
+  EXPECT_EQ(CheckHealth(channel, ""), HealthCheckResponse::SERVING);
+  {
+    auto reflection = grpc::reflection::v1::ServerReflection::NewStub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(5));
+    auto stream = reflection->ServerReflectionInfo(&context);
+    grpc::reflection::v1::ServerReflectionRequest request;
+    request.set_list_services("");
+    ASSERT_TRUE(stream->Write(request));
+    grpc::reflection::v1::ServerReflectionResponse response;
+    ASSERT_TRUE(stream->Read(&response));
+    EXPECT_GE(response.list_services_response().service_size(), 5);
+    stream->WritesDone();
+    EXPECT_TRUE(stream->Finish().ok());
+  }
+  Client client(channel);
+  client.MustGetLoaderStats();
+  v1::BatchGetResponse response;
+  EXPECT_TRUE(GetUser(channel, 1, &response).ok());
+  auto data = v1::DataService::NewStub(channel);
+  auto context = NewContext(absl::Seconds(10));
+  v1::ListEntitiesResponse entities;
+  EXPECT_TRUE(
+      data->ListEntities(context.get(), v1::ListEntitiesRequest(), &entities)
+          .ok());
+}
+
+// On the CQ API (the default) every service is served without gRPC's
+// callback-API threads: a single callback method on the server would start
+// gRPC 1.51's "nexting" threads, which poll the same connections as the CQ
+// thread and cost CPU per call (service/cq_server.h). With --cq_threads=0
+// (the callback API) they are there, which shows this test can see them.
+TEST(ServingModelTest, CqServerRunsNoCallbackApiThreads) {
+  auto cq = RowgateProcess::Start();
+  ASSERT_NE(cq, nullptr);
+  CallEveryService(cq->NewChannel());
+  EXPECT_THAT(ThreadNames(cq->pid()),
+              ::testing::Not(::testing::Contains("nexting_thread")));
+
+  auto callback = RowgateProcess::Start({"--cq_threads=0"});
+  ASSERT_NE(callback, nullptr);
+  CallEveryService(callback->NewChannel());
+  EXPECT_THAT(ThreadNames(callback->pid()),
+              ::testing::Contains("nexting_thread"));
 }
 
 // The test database's URL pointed at the `postgres` maintenance database

@@ -59,6 +59,8 @@ class RowgateProcess {
 
   // "127.0.0.1:<port>".
   std::string address() const;
+  // The child's process id (e.g. to read /proc/<pid>).
+  pid_t pid() const { return pid_; }
   // A new insecure channel to the server.
   std::shared_ptr<grpc::Channel> NewChannel() const;
   // The last `max_bytes` of what the server wrote to stdout and stderr.

@@ -46,7 +46,8 @@ class StreamBatchGetTest : public ::testing::TestWithParam<bool> {
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
                              &port_);
     if (GetParam()) {
-      cq_ = std::make_unique<CqServer>(CqServer::Options{}, *service_);
+      cq_ = std::make_unique<CqServer>(
+          CqServer::Options{}, CqServer::Handlers{.data = service_.get()});
       cq_->AddTo(builder);
     } else {
       builder.RegisterService(service_.get());
