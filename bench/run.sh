@@ -3,9 +3,9 @@
 # side in one run, on the local Postgres (deploy/local/pg.sh):
 #
 #   rowgate          the sidecar as shipped (loader merges concurrent lookups;
-#                    BatchGet on gRPC's completion-queue API)
-#   rowgate_callback the same with --cq_threads=0: BatchGet on the callback
-#                    API, as before issue 9
+#                    every method on gRPC's completion-queue API)
+#   rowgate_callback the same with --cq_threads=0: every method on the
+#                    callback API, as before issue 9
 #   rowgate_nomerge  the same as rowgate with --loader_merge=false (a query
 #                    per request)
 #   pgbench          Postgres alone: prepared point SELECTs, one connection
@@ -400,7 +400,7 @@ md=$out/results.md
     "b16l = b16 with rows answered as value lists (row_format ROW_FORMAT_LIST) instead of maps."
   echo "pgbench: Postgres alone, prepared \`SELECT * FROM users WHERE id = \$1\` (b16: \`= ANY\` of 100 ids)," \
     "one connection per client; ceiling_cq / ceiling: rowgate answering from memory, no database," \
-    "BatchGet on the completion-queue API / on the callback API; rowgate_callback: rowgate with BatchGet on the callback API."
+    "every method on the completion-queue API / on the callback API; rowgate_callback: rowgate on the callback API."
   echo "queries/key: Postgres statements per key (pg_stat_statements); CPU: rowgate's CPU" \
     "seconds per million keys; RSS: rowgate's idle after start / peak."
   echo

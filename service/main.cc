@@ -30,9 +30,8 @@ ABSL_FLAG(std::string, database_url, "",
           "DATABASE_URL environment variable.");
 ABSL_FLAG(int, pool_size, 4, "Database connections (one worker thread each).");
 ABSL_FLAG(int, cq_threads, 1,
-          "Threads serving BatchGet and StreamBatchGet on gRPC's "
-          "completion-queue API; 0 serves them on the callback API like the "
-          "other methods.");
+          "Threads serving every method on gRPC's completion-queue API; 0 "
+          "serves them on the callback API.");
 ABSL_FLAG(std::string, schema, "public", "Schema whose tables are served.");
 ABSL_FLAG(std::string, version_column, "lastchange",
           "Timestamp column used for optimistic concurrency where a table has "

@@ -116,9 +116,8 @@ struct ServerOptions {
   // How often the catalog is checked for a migration; zero: never.
   absl::Duration schema_poll_interval = absl::Seconds(1);
   DataServiceOptions data;
-  // BatchGet and StreamBatchGet on gRPC's completion-queue API (the hot
-  // path, service/cq_server.h) with this many CQ threads; 0: on the
-  // callback API like the other methods.
+  // Every service on gRPC's completion-queue API (service/cq_server.h)
+  // with this many CQ threads; 0: on the callback API.
   int cq_threads = 1;
   loader::Loader::Options loader;
   TransportOptions transport;
