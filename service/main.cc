@@ -400,9 +400,23 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // A signal that arrives while start-up retries stays pending (every
+  // thread blocks it): seen here, it ends the start as it would the server.
+  options.stop_requested = [] {
+    sigset_t pending;
+    sigemptyset(&pending);
+    if (sigpending(&pending) != 0) return false;
+    return sigismember(&pending, SIGTERM) == 1 ||
+           sigismember(&pending, SIGINT) == 1;
+  };
   absl::StatusOr<std::unique_ptr<rowgate::service::Server>> server =
       rowgate::service::Server::Create(options);
   if (!server.ok()) {
+    if (absl::IsCancelled(server.status())) {
+      Log(LogLevel::kInfo, "stopped before serving",
+          {{"reason", std::string(server.status().message())}});
+      return 0;
+    }
     Log(LogLevel::kError, "cannot start",
         {{"error", std::string(server.status().message())}});
     return 1;

@@ -14,7 +14,8 @@
 // thread of its own deletes ids older than request_id_retention.
 //
 // Create() blocks until the catalog is read (retrying while PostgreSQL is
-// unreachable, up to startup_timeout plus one connect timeout) and the
+// unreachable, up to startup_timeout plus one connect timeout, or until
+// stop_requested says so) and the
 // server listens. Shutdown() may
 // be called from any thread, once; the destructor calls it if needed.
 //
@@ -28,6 +29,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -110,6 +112,10 @@ struct ServerOptions {
   // Bounds on connecting to PostgreSQL and on each statement.
   storage::DatabaseTimeouts db_timeouts;
   absl::Duration startup_timeout = absl::Seconds(30);
+  // Asked between start-up retries (at least every 100 ms while PostgreSQL
+  // is unreachable); true: stop retrying, Create returns CANCELLED. Empty:
+  // retry until startup_timeout. Must not block.
+  std::function<bool()> stop_requested;
   // How long a request_id is remembered (at least; the purge runs every
   // tenth of it, at most every minute).
   absl::Duration request_id_retention = absl::Hours(24);

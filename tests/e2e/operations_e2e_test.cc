@@ -271,6 +271,36 @@ TEST(OperationsTest, SigtermUnderLoadLetsInFlightCallsFinish) {
       << server->OutputTail();
 }
 
+// A SIGTERM while start-up retries an unreachable PostgreSQL (a pod deleted
+// while its database is down) ends rowgate at once, with status 0, instead
+// of after --startup_timeout_s.
+TEST(OperationsTest, SigtermWhileStartupRetriesExitsAtOnce) {
+  // Nothing listens on port 1: every connection attempt is refused.
+  auto server = RowgateProcess::Spawn(
+      {"--database_url=postgresql://rowgate@127.0.0.1:1/rowgate",
+       "--startup_timeout_s=120"});
+  ASSERT_NE(server, nullptr);
+  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  while (!absl::StrContains(server->OutputTail(), "retrying") &&
+         absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(absl::StrContains(server->OutputTail(), "retrying"))
+      << server->OutputTail();
+  const absl::Time signalled = absl::Now();
+  server->Signal(SIGTERM);
+  const std::optional<RowgateProcess::ExitInfo> exit =
+      server->WaitForExit(absl::Seconds(10));
+  ASSERT_TRUE(exit.has_value()) << "still retrying 10 s after SIGTERM:\n"
+                                << server->OutputTail();
+  EXPECT_LT(absl::Now() - signalled, absl::Seconds(2));
+  EXPECT_TRUE(WIFEXITED(exit->wait_status) &&
+              WEXITSTATUS(exit->wait_status) == 0)
+      << server->OutputTail();
+  EXPECT_THAT(server->OutputTail(),
+              ::testing::HasSubstr("stopped before serving"));
+}
+
 // A statement that outlives its caller's deadline is cancelled in
 // PostgreSQL, so the connection returns to the pool: with one connection and
 // `users` locked, a Page and a BatchGet on users time out, and a lookup on
