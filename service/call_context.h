@@ -9,6 +9,7 @@
 #include <grpcpp/support/server_callback.h>
 
 #include <chrono>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -34,16 +35,21 @@ inline absl::Time DeadlineOf(const grpc::ServerContextBase* context) {
   return absl::FromChrono(deadline);
 }
 
-// A unary reactor for a handler that answers inline: it is finished before
-// the handler returns it (the callback API and the CQ adapters both replay
-// a Finish made before the reactor was bound) and deletes itself in OnDone.
+// A reactor for a call its handler answers inline: it is finished before the
+// handler returns it (the callback API and the CQ adapters both replay a
+// Finish made before the reactor was bound) and deletes itself in OnDone.
 // What ServerContextBase::DefaultReactor is on the callback API, which a
-// call served on the completion-queue API does not have.
-class InlineUnaryReactor final : public grpc::ServerUnaryReactor {
+// call served on the completion-queue API does not have; also for a
+// streaming call refused at once.
+template <typename Reactor>
+class FinishedReactor final : public Reactor {
  public:
-  explicit InlineUnaryReactor(const grpc::Status& status) { Finish(status); }
+  explicit FinishedReactor(grpc::Status status) {
+    this->Finish(std::move(status));
+  }
   void OnDone() override { delete this; }
 };
+using InlineUnaryReactor = FinishedReactor<grpc::ServerUnaryReactor>;
 
 }  // namespace rowgate::service
 

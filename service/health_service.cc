@@ -5,6 +5,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "service/call_context.h"
 #include "service/log.h"
 
 namespace rowgate::service {
@@ -23,18 +24,6 @@ grpc::Status NameTooLong(const std::string& name) {
       absl::StrCat("service name is ", name.size(), " bytes, more than ",
                    kMaxServiceNameLength));
 }
-
-// A reactor whose call is answered before it is returned (Finish before the
-// reactor is bound is replayed at binding, on the callback API and by the CQ
-// adapter alike). Deletes itself.
-template <typename Reactor>
-class FinishedReactor final : public Reactor {
- public:
-  explicit FinishedReactor(grpc::Status status) {
-    this->Finish(std::move(status));
-  }
-  void OnDone() override { delete this; }
-};
 
 }  // namespace
 
