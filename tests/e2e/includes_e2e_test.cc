@@ -258,8 +258,13 @@ TEST(IncludesDepthTest, TheDepthFlagBoundsIncludes) {
 
 // With the only connection held behind a lock on the link table, callers'
 // lookups queue up; once released, each hop (users, users_groups by
-// user_id, groups, grouptypes) is answered for every caller by at most two
-// queries (the first caller's, then everyone else's), not one per caller.
+// user_id, groups, grouptypes) is answered for every caller by at most three
+// queries, not one per caller (twelve): the first lookup to arrive goes at
+// once (a lone caller does not wait for a batch), those that arrive while it
+// runs go in the next, and the loader keeps one query per hop in flight, so
+// stragglers that arrive after that one was dispatched go in a third. Which
+// of the three a caller lands in depends on thread timing: two was the usual
+// count and three was seen in CI.
 TEST(IncludesLoaderTest, ConcurrentCallersIncludesMergeIntoFewQueriesPerHop) {
   auto server = RowgateProcess::Start({"--pool_size=1"});
   ASSERT_NE(server, nullptr);
@@ -315,7 +320,7 @@ TEST(IncludesLoaderTest, ConcurrentCallersIncludesMergeIntoFewQueriesPerHop) {
   for (size_t h = 0; h < hops.size(); ++h) {
     SCOPED_TRACE(hops[h]);
     EXPECT_GE(queries[h], 1);
-    EXPECT_LE(queries[h], 2);
+    EXPECT_LE(queries[h], 3);
   }
 }
 
