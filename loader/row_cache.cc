@@ -126,8 +126,7 @@ RowCache::Answer RowCache::Lookup(const storage::Entity& entity,
     return Answer::kUnknown;
   }
   Node& node = it->second;
-  UnlinkLocked(shard, node);
-  PushFrontLocked(shard, node);
+  node.referenced = true;
   ++shard.hits;
   if (node.rows == nullptr) return Answer::kMissing;
   *rows = node.rows;
@@ -174,8 +173,16 @@ bool RowCache::InstallLocked(Shard& shard, const storage::Entity& entity,
   shard.bytes += node.bytes;
   ++shard.entries;
   ++shard.installs;
+  // Ends: each pass over a referenced node clears its mark, and nothing
+  // sets one while the lock is held.
   while (shard.bytes > shard_bytes_) {
     Node* victim = shard.head.prev;
+    if (victim->referenced) {  // its second chance
+      victim->referenced = false;
+      UnlinkLocked(shard, *victim);
+      PushFrontLocked(shard, *victim);
+      continue;
+    }
     KeyMap& victim_map = shard.maps[victim->entity];
     auto victim_it = victim_map.find(*victim->key);
     UnlinkLocked(shard, *victim);

@@ -5,9 +5,13 @@
 // Entries are keyed by (entity, canonical key text) and hold either the
 // immutable row (shared with every answer that uses it) or "known missing"
 // (a key with no row is an answer too). Each shard has its own mutex and
-// LRU list; installs evict the shard's least recently used entries until its
-// accounted bytes (keys' and values' heap capacity, node and table overhead)
-// are under max_bytes / shards, whatever the key distribution.
+// a second-chance (CLOCK) list, an approximation of LRU: installs evict from
+// the list's old end until the shard's accounted bytes (keys' and values'
+// heap capacity, node and table overhead) are under max_bytes / shards,
+// whatever the key distribution, and an entry looked up since it last came
+// round is passed over once (moved to the new end, its mark cleared). A hit
+// only sets that mark: it does not relink the node, which on a hot cache
+// cost two more cache misses per key (the neighbours) under the shard lock.
 //
 // The fill protocol, which keeps a fetch that raced an invalidation from
 // installing what it read: a fill captures a FillToken (the invalidation
@@ -149,7 +153,10 @@ class RowCache final : public storage::ChangeListener {
     const std::string* key = nullptr;  // the map's own key
     CachedRows rows;                   // null: known missing
     size_t bytes = 0;
-    Node* prev = nullptr;  // towards most recently used
+    // Looked up since installed or since eviction last passed it over. A
+    // new entry is not: one never looked up again goes first.
+    bool referenced = false;
+    Node* prev = nullptr;  // towards the newer end
     Node* next = nullptr;
   };
   using KeyMap = absl::node_hash_map<std::string, Node>;
@@ -157,7 +164,7 @@ class RowCache final : public storage::ChangeListener {
     storage::Mutex mu;
     absl::flat_hash_map<const storage::Entity*, KeyMap> maps
         ABSL_GUARDED_BY(mu);
-    Node head ABSL_GUARDED_BY(mu);  // sentinel of the LRU list
+    Node head ABSL_GUARDED_BY(mu);  // sentinel of the second-chance list
     size_t bytes ABSL_GUARDED_BY(mu) = 0;
     size_t entries ABSL_GUARDED_BY(mu) = 0;
     // The sequence number of the latest invalidation that touched this

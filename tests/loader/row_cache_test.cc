@@ -252,6 +252,35 @@ TEST_F(RowCacheTest, EvictionKeepsBytesUnderTheBoundForAnyKeySpace) {
   EXPECT_LT(s.entries, 2000u);  // 64 KiB cannot hold more at >= 100 B each
 }
 
+// Eviction gives an entry looked up since it last came round a second
+// chance: of a full shard's entries, a hot one looked up between installs
+// survives a stream of new keys that evicts every cold one.
+TEST_F(RowCacheTest, EntriesLookedUpSurviveEvictionOfColdOnes) {
+  const size_t entry = RowCache::EntryBytes("100", RowOf(100, "x"));
+  RowCache cache({.max_bytes = 8 * entry, .shards = 1});
+  cache.Enable(things_);
+  cache.OnLive(1);
+  for (int id = 100; id < 108; ++id) {
+    ASSERT_TRUE(cache.Install(cache.BeginFill(), *things_, absl::StrCat(id),
+                              RowOf(id, "x")));
+  }
+  CachedRows rows;
+  for (int id = 200; id < 240; ++id) {
+    // 100 is hot: looked up before every install.
+    ASSERT_EQ(cache.Lookup(*things_, "100", &rows), RowCache::Answer::kRows)
+        << "evicted at install of " << id;
+    cache.Install(cache.BeginFill(), *things_, absl::StrCat(id),
+                  RowOf(id, "x"));
+    ASSERT_LE(cache.Stats().bytes, 8 * entry);
+  }
+  for (int id = 101; id < 108; ++id) {
+    EXPECT_EQ(cache.Lookup(*things_, absl::StrCat(id), &rows),
+              RowCache::Answer::kUnknown)
+        << id << " is cold and should be gone";
+  }
+  EXPECT_EQ(cache.Lookup(*things_, "239", &rows), RowCache::Answer::kRows);
+}
+
 // Bytes are the entries' accounted sizes, long strings by their capacity,
 // and return to zero as entries go.
 TEST_F(RowCacheTest, AccountsHeapCapacityOfKeysAndValues) {
