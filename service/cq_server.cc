@@ -220,24 +220,63 @@ struct ServerStreamMethod final : CqMethod {
       start;
 };
 
+// What a streaming call's reactor writes and finishes through: the same on a
+// server-streaming and a bidirectional call, on the async stream `stream_`
+// (grpc::ServerAsyncWriter or grpc::ServerAsyncReaderWriter). The reactor
+// keeps at most one write in flight, as on the callback API; the async API
+// asks the same.
+template <typename CallbackCall, typename AsyncStream, typename Response>
+class CqStreamCallBase : public CqCallBase<CallbackCall> {
+ public:
+  void Write(const Response* message, grpc::WriteOptions options) override {
+    this->StartOp(CqCall::kWritten, [&](CqCall::Event* event) {
+      stream_.Write(*message, options, event);
+    });
+  }
+  void WriteAndFinish(const Response* message, grpc::WriteOptions options,
+                      grpc::Status status) override {
+    this->StartOp(CqCall::kFinished, [&](CqCall::Event* event) {
+      stream_.WriteAndFinish(*message, options, status, event);
+    });
+    this->Finished();
+  }
+  void Finish(grpc::Status status) override {
+    this->StartOp(CqCall::kFinished,
+                  [&](CqCall::Event* event) { stream_.Finish(status, event); });
+    this->Finished();
+  }
+  void SendInitialMetadata() override {
+    this->StartOp(CqCall::kMetadataSent, [&](CqCall::Event* event) {
+      stream_.SendInitialMetadata(event);
+    });
+  }
+
+ protected:
+  CqStreamCallBase(CqServer& server, grpc::ServerCompletionQueue* cq)
+      : CqCallBase<CallbackCall>(server, cq), stream_(&this->context_) {}
+
+  AsyncStream stream_;
+};
+
 // A server-streaming call: the adapter its reactor writes and finishes
 // through.
 template <typename Request, typename Response>
 class ServerStreamCall final
-    : public CqCallBase<grpc::ServerCallbackWriter<Response>> {
-  using Base = CqCallBase<grpc::ServerCallbackWriter<Response>>;
-  using typename Base::Event;
-  using typename Base::Kind;
+    : public CqStreamCallBase<grpc::ServerCallbackWriter<Response>,
+                              grpc::ServerAsyncWriter<Response>, Response> {
+  using Base = CqStreamCallBase<grpc::ServerCallbackWriter<Response>,
+                                grpc::ServerAsyncWriter<Response>, Response>;
+  using Kind = CqCall::Kind;
 
  public:
   using Method = ServerStreamMethod<Request, Response>;
   ServerStreamCall(CqServer& server, grpc::ServerCompletionQueue* cq,
                    const Method& method)
-      : Base(server, cq), method_(method), writer_(&this->context_) {}
+      : Base(server, cq), method_(method) {}
 
   void RequestCall() {
     this->ArmDoneNotification();
-    method_.request(&this->context_, &request_, &writer_, this->cq_,
+    method_.request(&this->context_, &request_, &this->stream_, this->cq_,
                     this->EventFor(CqCall::kStarted));
   }
 
@@ -253,29 +292,6 @@ class ServerStreamCall final
       default:  // kFinished, kMetadataSent
         return this->Unref();
     }
-  }
-
-  // The reactor keeps at most one write in flight, as on the callback API.
-  void Write(const Response* message, grpc::WriteOptions options) override {
-    this->StartOp(CqCall::kWritten, [&](Event* event) {
-      writer_.Write(*message, options, event);
-    });
-  }
-  void WriteAndFinish(const Response* message, grpc::WriteOptions options,
-                      grpc::Status status) override {
-    this->StartOp(CqCall::kFinished, [&](Event* event) {
-      writer_.WriteAndFinish(*message, options, status, event);
-    });
-    this->Finished();
-  }
-  void Finish(grpc::Status status) override {
-    this->StartOp(CqCall::kFinished,
-                  [&](Event* event) { writer_.Finish(status, event); });
-    this->Finished();
-  }
-  void SendInitialMetadata() override {
-    this->StartOp(CqCall::kMetadataSent,
-                  [&](Event* event) { writer_.SendInitialMetadata(event); });
   }
 
  private:
@@ -294,7 +310,6 @@ class ServerStreamCall final
 
   const Method& method_;
   Request request_;
-  grpc::ServerAsyncWriter<Response> writer_;
 };
 
 // A bidirectional-streaming method (StreamBatchGet, reflection).
@@ -321,20 +336,24 @@ struct BidiStreamMethod final : CqMethod {
 // finishes through.
 template <typename Request, typename Response>
 class BidiStreamCall final
-    : public CqCallBase<grpc::ServerCallbackReaderWriter<Request, Response>> {
-  using Base = CqCallBase<grpc::ServerCallbackReaderWriter<Request, Response>>;
-  using typename Base::Event;
-  using typename Base::Kind;
+    : public CqStreamCallBase<
+          grpc::ServerCallbackReaderWriter<Request, Response>,
+          grpc::ServerAsyncReaderWriter<Response, Request>, Response> {
+  using Base =
+      CqStreamCallBase<grpc::ServerCallbackReaderWriter<Request, Response>,
+                       grpc::ServerAsyncReaderWriter<Response, Request>,
+                       Response>;
+  using Kind = CqCall::Kind;
 
  public:
   using Method = BidiStreamMethod<Request, Response>;
   BidiStreamCall(CqServer& server, grpc::ServerCompletionQueue* cq,
                  const Method& method)
-      : Base(server, cq), method_(method), stream_(&this->context_) {}
+      : Base(server, cq), method_(method) {}
 
   void RequestCall() {
     this->ArmDoneNotification();
-    method_.request(&this->context_, &stream_, this->cq_,
+    method_.request(&this->context_, &this->stream_, this->cq_,
                     this->EventFor(CqCall::kStarted));
   }
 
@@ -355,32 +374,11 @@ class BidiStreamCall final
     }
   }
 
-  // The reactor keeps at most one read and one write in flight, as on the
-  // callback API; the async API asks the same.
+  // At most one read in flight, as on the callback API.
   void Read(Request* message) override {
-    this->StartOp(CqCall::kRead,
-                  [&](Event* event) { stream_.Read(message, event); });
-  }
-  void Write(const Response* message, grpc::WriteOptions options) override {
-    this->StartOp(CqCall::kWritten, [&](Event* event) {
-      stream_.Write(*message, options, event);
+    this->StartOp(CqCall::kRead, [&](CqCall::Event* event) {
+      this->stream_.Read(message, event);
     });
-  }
-  void WriteAndFinish(const Response* message, grpc::WriteOptions options,
-                      grpc::Status status) override {
-    this->StartOp(CqCall::kFinished, [&](Event* event) {
-      stream_.WriteAndFinish(*message, options, status, event);
-    });
-    this->Finished();
-  }
-  void Finish(grpc::Status status) override {
-    this->StartOp(CqCall::kFinished,
-                  [&](Event* event) { stream_.Finish(status, event); });
-    this->Finished();
-  }
-  void SendInitialMetadata() override {
-    this->StartOp(CqCall::kMetadataSent,
-                  [&](Event* event) { stream_.SendInitialMetadata(event); });
   }
 
  private:
@@ -400,7 +398,6 @@ class BidiStreamCall final
   }
 
   const Method& method_;
-  grpc::ServerAsyncReaderWriter<Response, Request> stream_;
 };
 
 template <typename Request, typename Response>
