@@ -123,25 +123,59 @@ class CqMethod {
 
 namespace {
 
-// A unary method: how a call of it is requested, and its handler.
-template <typename Request, typename Response>
-struct UnaryMethod final : CqMethod {
-  template <typename RequestFn, typename StartFn>
-  UnaryMethod(int ahead, RequestFn request_fn, StartFn start_fn)
+// A method whose calls are `Call<Request, Response>`: `request` requests one
+// (a generated Request<Method> function, with `RequestFn`'s signature) and
+// `start` makes its reactor (`StartFn`'s signature).
+template <template <typename, typename> class Call, typename Request,
+          typename Response, typename RequestFn, typename StartFn>
+struct CallMethod final : CqMethod {
+  template <typename RequestF, typename StartF>
+  CallMethod(int ahead, RequestF request_fn, StartF start_fn)
       : CqMethod(ahead),
         request(std::move(request_fn)),
         start(std::move(start_fn)) {}
   void RequestOne(CqServer& server,
-                  grpc::ServerCompletionQueue* cq) const override;
+                  grpc::ServerCompletionQueue* cq) const override {
+    (new Call<Request, Response>(server, cq, *this))->RequestCall();
+  }
 
-  std::function<void(grpc::ServerContext*, Request*,
-                     grpc::ServerAsyncResponseWriter<Response>*,
-                     grpc::ServerCompletionQueue*, void*)>
-      request;
-  std::function<grpc::ServerUnaryReactor*(grpc::ServerContextBase*,
-                                          const Request*, Response*)>
-      start;
+  std::function<RequestFn> request;
+  std::function<StartFn> start;
 };
+
+template <typename Request, typename Response>
+class UnaryCall;
+template <typename Request, typename Response>
+class ServerStreamCall;
+template <typename Request, typename Response>
+class BidiStreamCall;
+
+template <typename Request, typename Response>
+using UnaryMethod =
+    CallMethod<UnaryCall, Request, Response,
+               void(grpc::ServerContext*, Request*,
+                    grpc::ServerAsyncResponseWriter<Response>*,
+                    grpc::ServerCompletionQueue*, void*),
+               grpc::ServerUnaryReactor*(grpc::ServerContextBase*,
+                                         const Request*, Response*)>;
+// Health's Watch.
+template <typename Request, typename Response>
+using ServerStreamMethod =
+    CallMethod<ServerStreamCall, Request, Response,
+               void(grpc::ServerContext*, Request*,
+                    grpc::ServerAsyncWriter<Response>*,
+                    grpc::ServerCompletionQueue*, void*),
+               grpc::ServerWriteReactor<Response>*(grpc::ServerContextBase*,
+                                                   const Request*)>;
+// StreamBatchGet, reflection.
+template <typename Request, typename Response>
+using BidiStreamMethod =
+    CallMethod<BidiStreamCall, Request, Response,
+               void(grpc::ServerContext*,
+                    grpc::ServerAsyncReaderWriter<Response, Request>*,
+                    grpc::ServerCompletionQueue*, void*),
+               grpc::ServerBidiReactor<Request, Response>*(
+                   grpc::ServerContextBase*)>;
 
 // A unary call: the adapter its reactor finishes through.
 template <typename Request, typename Response>
@@ -198,26 +232,6 @@ class UnaryCall final : public CqCallBase<grpc::ServerCallbackUnary> {
   Request request_;
   Response response_;
   grpc::ServerAsyncResponseWriter<Response> responder_;
-};
-
-// A server-streaming method (health's Watch).
-template <typename Request, typename Response>
-struct ServerStreamMethod final : CqMethod {
-  template <typename RequestFn, typename StartFn>
-  ServerStreamMethod(int ahead, RequestFn request_fn, StartFn start_fn)
-      : CqMethod(ahead),
-        request(std::move(request_fn)),
-        start(std::move(start_fn)) {}
-  void RequestOne(CqServer& server,
-                  grpc::ServerCompletionQueue* cq) const override;
-
-  std::function<void(grpc::ServerContext*, Request*,
-                     grpc::ServerAsyncWriter<Response>*,
-                     grpc::ServerCompletionQueue*, void*)>
-      request;
-  std::function<grpc::ServerWriteReactor<Response>*(grpc::ServerContextBase*,
-                                                    const Request*)>
-      start;
 };
 
 // What a streaming call's reactor writes and finishes through: the same on a
@@ -312,26 +326,6 @@ class ServerStreamCall final
   Request request_;
 };
 
-// A bidirectional-streaming method (StreamBatchGet, reflection).
-template <typename Request, typename Response>
-struct BidiStreamMethod final : CqMethod {
-  template <typename RequestFn, typename StartFn>
-  BidiStreamMethod(int ahead, RequestFn request_fn, StartFn start_fn)
-      : CqMethod(ahead),
-        request(std::move(request_fn)),
-        start(std::move(start_fn)) {}
-  void RequestOne(CqServer& server,
-                  grpc::ServerCompletionQueue* cq) const override;
-
-  std::function<void(grpc::ServerContext*,
-                     grpc::ServerAsyncReaderWriter<Response, Request>*,
-                     grpc::ServerCompletionQueue*, void*)>
-      request;
-  std::function<grpc::ServerBidiReactor<Request, Response>*(
-      grpc::ServerContextBase*)>
-      start;
-};
-
 // A bidirectional-streaming call: the adapter its reactor reads, writes and
 // finishes through.
 template <typename Request, typename Response>
@@ -399,24 +393,6 @@ class BidiStreamCall final
 
   const Method& method_;
 };
-
-template <typename Request, typename Response>
-void UnaryMethod<Request, Response>::RequestOne(
-    CqServer& server, grpc::ServerCompletionQueue* cq) const {
-  (new UnaryCall<Request, Response>(server, cq, *this))->RequestCall();
-}
-
-template <typename Request, typename Response>
-void ServerStreamMethod<Request, Response>::RequestOne(
-    CqServer& server, grpc::ServerCompletionQueue* cq) const {
-  (new ServerStreamCall<Request, Response>(server, cq, *this))->RequestCall();
-}
-
-template <typename Request, typename Response>
-void BidiStreamMethod<Request, Response>::RequestOne(
-    CqServer& server, grpc::ServerCompletionQueue* cq) const {
-  (new BidiStreamCall<Request, Response>(server, cq, *this))->RequestCall();
-}
 
 // Requests a call of `method` of `service`, a generated async service: one
 // whose client sends a single message (unary, server-streaming), or a
