@@ -222,7 +222,9 @@ bool RowgateProcess::Reaped() {
 }
 
 void RowgateProcess::Signal(int signal) {
-  if (!exit_.has_value()) kill(pid_, signal);
+  if (exit_.has_value()) return;
+  if (signal == SIGTERM || signal == SIGINT) asked_to_exit_ = true;
+  kill(pid_, signal);
 }
 
 std::optional<RowgateProcess::ExitInfo> RowgateProcess::WaitForExit(
@@ -244,6 +246,18 @@ RowgateProcess::ExitInfo RowgateProcess::Kill() {
 RowgateProcess::ExitInfo RowgateProcess::Stop() {
   if (exit_.has_value()) return *exit_;
   if (Reaped()) {
+    // After Signal(SIGTERM) the child may well have exited on its own by
+    // now: that is the shutdown the caller asked for, not a death.
+    if (asked_to_exit_) {
+      if (WIFSIGNALED(exit_->wait_status) &&
+          WTERMSIG(exit_->wait_status) != SIGTERM) {
+        ADD_FAILURE() << "rowgate (port " << port_ << ") crashed on SIGTERM ("
+                      << DescribeWaitStatus(exit_->wait_status)
+                      << "); its output:\n"
+                      << OutputTail();
+      }
+      return *exit_;
+    }
     ADD_FAILURE() << "rowgate (port " << port_ << ") died during the test ("
                   << DescribeWaitStatus(exit_->wait_status)
                   << "); its output:\n"

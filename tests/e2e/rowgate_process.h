@@ -66,7 +66,8 @@ class RowgateProcess {
   // The last `max_bytes` of what the server wrote to stdout and stderr.
   std::string OutputTail(size_t max_bytes = 4000) const;
 
-  // Sends `signal` (e.g. SIGTERM) without waiting; Stop() then reaps.
+  // Sends `signal` (e.g. SIGTERM) without waiting; Stop() then reaps (a
+  // child that exited after SIGTERM or SIGINT is not reported as died).
   void Signal(int signal);
 
   // Waits (blocks) up to `timeout` for the child to exit on its own (or
@@ -91,6 +92,8 @@ class RowgateProcess {
   const std::string temp_dir_;
   int port_ = 0;
   std::optional<ExitInfo> exit_;
+  // Signal() sent SIGTERM or SIGINT: exiting before Stop() is expected.
+  bool asked_to_exit_ = false;
 };
 
 }  // namespace rowgate::e2e
