@@ -248,35 +248,30 @@ RowgateProcess::ExitInfo RowgateProcess::Stop() {
   if (Reaped()) {
     // After Signal(SIGTERM) the child may well have exited on its own by
     // now: that is the shutdown the caller asked for, not a death.
-    if (asked_to_exit_) {
-      if (WIFSIGNALED(exit_->wait_status) &&
-          WTERMSIG(exit_->wait_status) != SIGTERM) {
-        ADD_FAILURE() << "rowgate (port " << port_ << ") crashed on SIGTERM ("
-                      << DescribeWaitStatus(exit_->wait_status)
-                      << "); its output:\n"
-                      << OutputTail();
-      }
+    if (!asked_to_exit_) {
+      ADD_FAILURE() << "rowgate (port " << port_ << ") died during the test ("
+                    << DescribeWaitStatus(exit_->wait_status)
+                    << "); its output:\n"
+                    << OutputTail();
       return *exit_;
     }
-    ADD_FAILURE() << "rowgate (port " << port_ << ") died during the test ("
-                  << DescribeWaitStatus(exit_->wait_status)
-                  << "); its output:\n"
-                  << OutputTail();
-    return *exit_;
+  } else {
+    kill(pid_, SIGTERM);
+    const absl::Time deadline = absl::Now() + kStopTimeout;
+    while (!Reaped() && absl::Now() < deadline) absl::SleepFor(kPollInterval);
+    if (!exit_.has_value()) {
+      kill(pid_, SIGKILL);
+      int status = 0;
+      waitpid(pid_, &status, 0);
+      exit_ = ExitInfo{true, status};
+      ADD_FAILURE() << "rowgate (port " << port_ << ") did not exit within "
+                    << kStopTimeout << " of SIGTERM; its output:\n"
+                    << OutputTail();
+      return *exit_;
+    }
   }
-  kill(pid_, SIGTERM);
-  const absl::Time deadline = absl::Now() + kStopTimeout;
-  while (!Reaped() && absl::Now() < deadline) absl::SleepFor(kPollInterval);
-  if (!exit_.has_value()) {
-    kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    exit_ = ExitInfo{true, status};
-    ADD_FAILURE() << "rowgate (port " << port_ << ") did not exit within "
-                  << kStopTimeout << " of SIGTERM; its output:\n"
-                  << OutputTail();
-  } else if (WIFSIGNALED(exit_->wait_status) &&
-             WTERMSIG(exit_->wait_status) != SIGTERM) {
+  if (WIFSIGNALED(exit_->wait_status) &&
+      WTERMSIG(exit_->wait_status) != SIGTERM) {
     ADD_FAILURE() << "rowgate (port " << port_ << ") crashed on SIGTERM ("
                   << DescribeWaitStatus(exit_->wait_status)
                   << "); its output:\n"
