@@ -5,6 +5,8 @@
 #include <variant>
 
 #include "absl/hash/hash.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 
 namespace rowgate::loader {
 namespace {
@@ -49,6 +51,24 @@ size_t RowsBytes(const CachedRows& rows) {
   return bytes;
 }
 
+// Whether rows read for `a` can be served as rows of `b`: the same columns,
+// in the same order, of the same types, with the same key.
+bool SameShape(const storage::Entity& a, const storage::Entity& b) {
+  if (a.columns.size() != b.columns.size() ||
+      a.key_columns != b.key_columns || a.oid != b.oid) {
+    return false;
+  }
+  for (size_t i = 0; i < a.columns.size(); ++i) {
+    const storage::Column& x = a.columns[i];
+    const storage::Column& y = b.columns[i];
+    if (x.name != y.name || x.type_name != y.type_name || x.type != y.type ||
+        x.deterministic_collation != y.deterministic_collation) {
+      return false;
+    }
+  }
+  return true;
+}
+
 size_t RoundUpToPowerOfTwo(size_t n) {
   size_t p = 1;
   while (p < n) p <<= 1;
@@ -79,17 +99,111 @@ RowCache::RowCache(Options options) : max_bytes_(options.max_bytes) {
     storage::MutexLock lock(&shard.mu);
     shard.head.prev = shard.head.next = &shard.head;
   }
+  storage::MutexLock lock(&bind_mu_);
+  Publish(Binding{});
 }
 
 RowCache::~RowCache() = default;
 
-void RowCache::Enable(const storage::Entity* entity) {
-  enabled_.insert(entity);
+absl::Status RowCache::Cacheable(const storage::Entity& entity) {
+  if (entity.primary_key < 0 || !storage::IsKeyType(entity.key().type)) {
+    return absl::FailedPreconditionError(
+        "its primary key cannot be looked up by BatchGet");
+  }
+  // A text key of a type that matches other spellings (char(n) padding,
+  // citext) is cached under the spelling asked, but the change feed names
+  // the stored one: an invalidation would miss.
+  const storage::Column& key = entity.key();
+  if (key.type == storage::ColumnType::kText && key.type_name != "text" &&
+      !absl::StartsWith(key.type_name, "character varying")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "its text key type (", key.type_name,
+        ") matches other spellings, which the change feed cannot name"));
+  }
+  if (!key.deterministic_collation) {
+    return absl::FailedPreconditionError(
+        "its key has a nondeterministic collation: equal keys may be spelled "
+        "differently, and the change feed names the stored spelling");
+  }
+  return absl::OkStatus();
 }
 
-RowCache::Shard& RowCache::ShardFor(const storage::Entity& entity,
-                                    absl::string_view key) {
-  const size_t h = absl::HashOf(&entity, key);
+void RowCache::Publish(Binding binding) {
+  bindings_.push_back(std::make_unique<const Binding>(std::move(binding)));
+  binding_.store(bindings_.back().get(), std::memory_order_release);
+}
+
+void RowCache::Enable(const storage::Entity* entity) {
+  storage::MutexLock lock(&bind_mu_);
+  auto [it, added] = slot_by_name_.try_emplace(
+      entity->name, static_cast<Slot>(slot_names_.size()));
+  if (added) {
+    slot_names_.push_back(entity->name);
+    slot_oids_.push_back(entity->oid);
+    slot_shape_.push_back(entity);
+  } else {
+    slot_shape_[it->second] = entity;
+  }
+  Binding next = *binding_.load(std::memory_order_acquire);
+  next.slots[entity] = it->second;
+  Publish(std::move(next));
+}
+
+RowCache::Slot RowCache::SlotNamed(const storage::Entity& entity) const {
+  auto it = slot_by_name_.find(entity.name);
+  return it == slot_by_name_.end() ? kNoSlot : it->second;
+}
+
+std::vector<std::string> RowCache::Rebind(const storage::Catalog& catalog) {
+  storage::MutexLock lock(&bind_mu_);
+  Binding next = *binding_.load(std::memory_order_acquire);
+  std::vector<Slot> reshaped;
+  std::vector<std::string> stopped;
+  for (Slot slot = 0; slot < slot_names_.size(); ++slot) {
+    const storage::Entity* was = slot_shape_[slot];
+    if (was == nullptr) continue;  // stopped for good
+    const storage::Entity* now = catalog.Find(slot_names_[slot]);
+    if (now == was) continue;
+    if (now != nullptr && SameShape(*was, *now)) {
+      next.slots[now] = slot;
+      continue;
+    }
+    // Rows cached in the old shape must never answer for the new one:
+    // unbind every entity of this table, empty it, then bind the new one.
+    absl::erase_if(next.slots,
+                   [slot](const auto& bound) { return bound.second == slot; });
+    reshaped.push_back(slot);
+    absl::Status why;
+    if (now == nullptr) {
+      why = absl::NotFoundError("the table is gone");
+    } else if (now->oid != slot_oids_[slot]) {
+      // The change feed's publication named the old table.
+      why = absl::FailedPreconditionError(
+          "the table was created again, and the change feed follows only "
+          "the table it started with (restart rowgate to cache it)");
+    } else {
+      why = Cacheable(*now);
+    }
+    if (why.ok()) {
+      slot_shape_[slot] = now;
+    } else {
+      slot_shape_[slot] = nullptr;
+      stopped.push_back(
+          absl::StrCat(slot_names_[slot], ": ", why.message()));
+    }
+  }
+  Publish(next);
+  if (reshaped.empty()) return stopped;
+  for (Slot slot : reshaped) ClearShards(slot);
+  for (Slot slot : reshaped) {
+    if (slot_shape_[slot] != nullptr) next.slots[slot_shape_[slot]] = slot;
+  }
+  Publish(std::move(next));
+  return stopped;
+}
+
+RowCache::Shard& RowCache::ShardFor(absl::string_view key) {
+  const size_t h = absl::HashOf(key);
   return shards_[h & shard_mask_];
 }
 
@@ -109,13 +223,19 @@ void RowCache::PushFrontLocked(Shard& shard, Node& node) {
 
 RowCache::Answer RowCache::Lookup(const storage::Entity& entity,
                                   absl::string_view key, CachedRows* rows) {
-  if (!live_.load(std::memory_order_acquire) || !Caches(&entity)) {
+  if (!live_.load(std::memory_order_acquire)) {
     bypassed_.fetch_add(1, std::memory_order_relaxed);
     return Answer::kUnknown;
   }
-  Shard& shard = ShardFor(entity, key);
+  Shard& shard = ShardFor(key);
   storage::MutexLock lock(&shard.mu);
-  auto map = shard.maps.find(&entity);
+  // Read under the shard's lock: see Rebind.
+  const Slot slot = SlotOf(&entity);
+  if (slot == kNoSlot) {
+    ++shard.misses;
+    return Answer::kUnknown;
+  }
+  auto map = shard.maps.find(slot);
   if (map == shard.maps.end()) {
     ++shard.misses;
     return Answer::kUnknown;
@@ -140,9 +260,8 @@ FillToken RowCache::BeginFill() const {
   return token;
 }
 
-bool RowCache::EraseLocked(Shard& shard, const storage::Entity& entity,
-                           absl::string_view key) {
-  auto map = shard.maps.find(&entity);
+bool RowCache::EraseLocked(Shard& shard, Slot slot, absl::string_view key) {
+  auto map = shard.maps.find(slot);
   if (map == shard.maps.end()) return false;
   auto it = map->second.find(key);
   if (it == map->second.end()) return false;
@@ -153,14 +272,14 @@ bool RowCache::EraseLocked(Shard& shard, const storage::Entity& entity,
   return true;
 }
 
-bool RowCache::InstallLocked(Shard& shard, const storage::Entity& entity,
-                             absl::string_view key, CachedRows rows) {
+bool RowCache::InstallLocked(Shard& shard, Slot slot, absl::string_view key,
+                             CachedRows rows) {
   if (rows != nullptr && rows->empty()) rows = nullptr;
-  EraseLocked(shard, entity, key);
-  KeyMap& map = shard.maps[&entity];
+  EraseLocked(shard, slot, key);
+  KeyMap& map = shard.maps[slot];
   auto [it, inserted] = map.try_emplace(std::string(key));
   Node& node = it->second;
-  node.entity = &entity;
+  node.slot = slot;
   node.key = &it->first;
   node.bytes = NodeBytes(it->first.capacity(), rows);
   node.rows = std::move(rows);
@@ -183,7 +302,7 @@ bool RowCache::InstallLocked(Shard& shard, const storage::Entity& entity,
       PushFrontLocked(shard, *victim);
       continue;
     }
-    KeyMap& victim_map = shard.maps[victim->entity];
+    KeyMap& victim_map = shard.maps[victim->slot];
     auto victim_it = victim_map.find(*victim->key);
     UnlinkLocked(shard, *victim);
     shard.bytes -= victim->bytes;
@@ -196,9 +315,13 @@ bool RowCache::InstallLocked(Shard& shard, const storage::Entity& entity,
 
 bool RowCache::Install(const FillToken& token, const storage::Entity& entity,
                        absl::string_view key, CachedRows rows) {
-  if (!token.valid || !Caches(&entity)) return false;
-  Shard& shard = ShardFor(entity, key);
+  if (!token.valid) return false;
+  Shard& shard = ShardFor(key);
   storage::MutexLock lock(&shard.mu);
+  // The binding is read under the shard's lock (see Rebind): rows read in
+  // a shape no longer cached are never installed.
+  const Slot slot = SlotOf(&entity);
+  if (slot == kNoSlot) return false;
   // live_ is read under the shard's lock: OnInterrupted clears this shard
   // after setting it false, so an install that saw true is cleared then.
   if (!live_.load(std::memory_order_acquire) ||
@@ -206,48 +329,54 @@ bool RowCache::Install(const FillToken& token, const storage::Entity& entity,
     ++shard.refused;
     return false;
   }
-  return InstallLocked(shard, entity, key, std::move(rows));
+  return InstallLocked(shard, slot, key, std::move(rows));
 }
 
 void RowCache::PutWritten(const FillToken& token, const storage::Entity& entity,
                           absl::string_view key, CachedRows rows) {
-  if (!Caches(&entity)) return;
-  Shard& shard = ShardFor(entity, key);
+  const Slot named = SlotNamed(entity);
+  if (named == kNoSlot) return;
+  Shard& shard = ShardFor(key);
   storage::MutexLock lock(&shard.mu);
   // Another invalidation since the write began may be a later commit of the
   // same key: the written row could be older than it, so only forget.
   const bool superseded = shard.last_invalidation > token.seq;
-  if (EraseLocked(shard, entity, key)) ++shard.invalidations;
+  if (EraseLocked(shard, named, key)) ++shard.invalidations;
   // Fills in flight may have read the row before this write: refuse them.
   shard.last_invalidation = NextSeq();
-  if (!token.valid || superseded || !live_.load(std::memory_order_acquire)) {
+  if (!token.valid || superseded || !live_.load(std::memory_order_acquire) ||
+      SlotOf(&entity) != named) {
     ++shard.refused;
     return;
   }
-  InstallLocked(shard, entity, key, std::move(rows));
+  InstallLocked(shard, named, key, std::move(rows));
 }
 
 void RowCache::Invalidate(const storage::Entity& entity,
                           const std::vector<std::string>& keys) {
-  if (!Caches(&entity)) return;
+  InvalidateSlot(SlotNamed(entity), keys);
+}
+
+void RowCache::InvalidateSlot(Slot slot, const std::vector<std::string>& keys) {
+  if (slot == kNoSlot) return;
   for (const std::string& key : keys) {
-    Shard& shard = ShardFor(entity, key);
+    Shard& shard = ShardFor(key);
     storage::MutexLock lock(&shard.mu);
     // The sequence number is taken under the shard's lock, so a fill's
     // capture either precedes it (and is refused) or follows it (and its
     // statement sees the commit this invalidation announces).
     shard.last_invalidation = NextSeq();
-    if (EraseLocked(shard, entity, key)) ++shard.invalidations;
+    if (EraseLocked(shard, slot, key)) ++shard.invalidations;
   }
 }
 
-void RowCache::ClearShards(const storage::Entity* entity) {
+void RowCache::ClearShards(Slot slot) {
   for (size_t i = 0; i <= shard_mask_; ++i) {
     Shard& shard = shards_[i];
     storage::MutexLock lock(&shard.mu);
     shard.last_invalidation = NextSeq();
     for (auto map = shard.maps.begin(); map != shard.maps.end();) {
-      if (entity != nullptr && map->first != entity) {
+      if (slot != kNoSlot && map->first != slot) {
         ++map;
         continue;
       }
@@ -263,10 +392,11 @@ void RowCache::ClearShards(const storage::Entity* entity) {
 }
 
 void RowCache::ClearEntity(const storage::Entity& entity) {
-  if (Caches(&entity)) ClearShards(&entity);
+  const Slot slot = SlotNamed(entity);
+  if (slot != kNoSlot) ClearShards(slot);
 }
 
-void RowCache::ClearAll() { ClearShards(nullptr); }
+void RowCache::ClearAll() { ClearShards(kNoSlot); }
 
 void RowCache::OnCommit(storage::Lsn commit_lsn,
                         const std::vector<storage::ChangedKeys>& changes) {

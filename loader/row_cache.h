@@ -25,9 +25,19 @@
 // The cache starts not live: until OnLive every Lookup misses and every
 // Install is refused, i.e. rowgate behaves as without a cache.
 //
-// Thread-safe; no method blocks beyond a shard's mutex (ClearAll and
-// OnInterrupted take each shard's in turn). The entities it is given must
-// outlive it.
+// Entities are cached by table, not by catalog object: after a schema
+// reload (storage::LiveCatalog) Rebind() maps the new catalog's entities
+// onto the tables cached. A table whose shape did not change keeps its
+// entries; one whose columns changed is emptied first (its cached rows have
+// the old shape) and then cached in the new shape; one dropped, created
+// again (another OID, so not in the feed's publication) or no longer
+// cacheable stops being cached. Invalidations find their table by name, so
+// the feed's entities (from the start-up catalog) reach the entries
+// whatever catalog filled them.
+//
+// Thread-safe; no method blocks beyond a shard's mutex (ClearAll,
+// OnInterrupted and a Rebind that changes a shape take each shard's in
+// turn). The entities it is given must outlive it.
 //
 // Example:
 //   RowCache cache({.max_bytes = 64 << 20});
@@ -49,6 +59,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "storage/catalog.h"
@@ -97,12 +108,28 @@ class RowCache final : public storage::ChangeListener {
   RowCache(const RowCache&) = delete;
   RowCache& operator=(const RowCache&) = delete;
 
-  // Caches `entity` (primary-key lookups only). Call before the cache is
-  // shared with other threads.
+  // Why `entity` cannot be cached coherently, or OK. Only single-column
+  // keys a lookup can use, whose every spelling the change feed names as
+  // the lookups do: no char(n), citext or other text-like type, no
+  // nondeterministic collation (the feed names the stored 'AB' where the
+  // cache holds the asked 'ab').
+  static absl::Status Cacheable(const storage::Entity& entity);
+
+  // Caches `entity` (primary-key lookups only; Cacheable() must be OK).
+  // Call before the cache is shared with other threads.
   void Enable(const storage::Entity* entity);
+  // Whether lookups of `entity` (of any catalog Rebind was given) are
+  // cached now. Never blocks.
   bool Caches(const storage::Entity* entity) const {
-    return enabled_.contains(entity);
+    return SlotOf(entity) != kNoSlot;
   }
+
+  // Binds the cached tables to `catalog`'s entities after a schema reload
+  // (see above); entities of earlier catalogs stay bound only where their
+  // shape is the new one. Returns the names of tables no longer cached,
+  // each with the reason. Called by one thread at a time (the catalog's
+  // poller); `catalog` must outlive the cache.
+  std::vector<std::string> Rebind(const storage::Catalog& catalog);
 
   // What the cache knows of one key.
   enum class Answer { kUnknown, kRows, kMissing };
@@ -148,8 +175,18 @@ class RowCache final : public storage::ChangeListener {
   static size_t EntryBytes(absl::string_view key, const CachedRows& rows);
 
  private:
+  // A cached table's index into slot_names_.
+  using Slot = uint32_t;
+  static constexpr Slot kNoSlot = ~Slot{0};
+  // Which catalog entities are cached, as which table. Immutable once
+  // published; every one published is kept until the cache is destroyed
+  // (a few per migration), so a reader never waits for a writer.
+  struct Binding {
+    absl::flat_hash_map<const storage::Entity*, Slot> slots;
+  };
+
   struct Node {
-    const storage::Entity* entity = nullptr;
+    Slot slot = kNoSlot;
     const std::string* key = nullptr;  // the map's own key
     CachedRows rows;                   // null: known missing
     size_t bytes = 0;
@@ -162,8 +199,7 @@ class RowCache final : public storage::ChangeListener {
   using KeyMap = absl::node_hash_map<std::string, Node>;
   struct Shard {
     storage::Mutex mu;
-    absl::flat_hash_map<const storage::Entity*, KeyMap> maps
-        ABSL_GUARDED_BY(mu);
+    absl::flat_hash_map<Slot, KeyMap> maps ABSL_GUARDED_BY(mu);
     Node head ABSL_GUARDED_BY(mu);  // sentinel of the second-chance list
     size_t bytes ABSL_GUARDED_BY(mu) = 0;
     size_t entries ABSL_GUARDED_BY(mu) = 0;
@@ -181,30 +217,53 @@ class RowCache final : public storage::ChangeListener {
   };
 
   static size_t NodeBytes(size_t key_capacity, const CachedRows& rows);
-  Shard& ShardFor(const storage::Entity& entity, absl::string_view key);
+  // Shards by key only: a shard's lock then also orders a reader's look at
+  // the binding against Rebind's clearing of that shard.
+  Shard& ShardFor(absl::string_view key);
+  // The table `entity` is cached as now, or kNoSlot.
+  Slot SlotOf(const storage::Entity* entity) const {
+    const Binding* binding = binding_.load(std::memory_order_acquire);
+    auto it = binding->slots.find(entity);
+    return it == binding->slots.end() ? kNoSlot : it->second;
+  }
+  // The table named like `entity`, bound or not (invalidations), or kNoSlot.
+  Slot SlotNamed(const storage::Entity& entity) const;
+  void Publish(Binding binding) ABSL_EXCLUSIVE_LOCKS_REQUIRED(bind_mu_);
   uint64_t NextSeq() {
     return seq_.fetch_add(1, std::memory_order_acq_rel) + 1;
   }
   // Removes `key`'s entry, if any; returns whether there was one.
-  bool EraseLocked(Shard& shard, const storage::Entity& entity,
-                   absl::string_view key)
+  bool EraseLocked(Shard& shard, Slot slot, absl::string_view key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   void UnlinkLocked(Shard& shard, Node& node)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   void PushFrontLocked(Shard& shard, Node& node)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
-  bool InstallLocked(Shard& shard, const storage::Entity& entity,
-                     absl::string_view key, CachedRows rows)
+  bool InstallLocked(Shard& shard, Slot slot, absl::string_view key,
+                     CachedRows rows)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
-  // Empties every shard (all entities, or only `entity`) and refuses fills
+  // Empties every shard (all tables, or only `slot`) and refuses fills
   // captured before now.
-  void ClearShards(const storage::Entity* entity);
+  void ClearShards(Slot slot);
+  void InvalidateSlot(Slot slot, const std::vector<std::string>& keys);
 
   const size_t max_bytes_;
   size_t shard_bytes_ = 0;
   size_t shard_mask_ = 0;
   std::unique_ptr<Shard[]> shards_;
-  absl::flat_hash_set<const storage::Entity*> enabled_;
+  // Per slot: the table's name (unquoted, as Catalog::Find takes it) and
+  // OID. Fixed once the cache is shared.
+  std::vector<std::string> slot_names_;
+  std::vector<uint32_t> slot_oids_;
+  absl::flat_hash_map<std::string, Slot> slot_by_name_;
+
+  storage::Mutex bind_mu_;
+  std::vector<std::unique_ptr<const Binding>> bindings_
+      ABSL_GUARDED_BY(bind_mu_);
+  // Per slot: the entity whose shape its entries have; null once the table
+  // is no longer cached.
+  std::vector<const storage::Entity*> slot_shape_ ABSL_GUARDED_BY(bind_mu_);
+  std::atomic<const Binding*> binding_{nullptr};
 
   std::atomic<uint64_t> seq_{1};
   std::atomic<bool> live_{false};

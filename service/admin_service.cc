@@ -44,8 +44,10 @@ absl::Status AdminServiceImpl::Clear(const v1::ClearCacheRequest& request) {
     cache_.cache->ClearAll();
     return absl::OkStatus();
   }
+  const std::shared_ptr<const storage::Catalog> catalog =
+      cache_.catalog->Current();
   absl::StatusOr<const storage::Entity*> entity =
-      FindEntity(*cache_.catalog, request.entity());
+      FindEntity(*catalog, request.entity());
   if (!entity.ok()) return entity.status();
   if (!cache_.cache->Caches(*entity)) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -90,7 +92,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ServeGetCacheStats(
     const loader::RowCacheStats s = cache_.cache->Stats();
     response->set_enabled(true);
     response->set_live(s.live);
-    for (const storage::Entity& e : cache_.catalog->entities()) {
+    for (const storage::Entity& e : cache_.catalog->Current()->entities()) {
       if (cache_.cache->Caches(&e)) response->add_entities(e.name);
     }
     response->set_hits(s.hits);

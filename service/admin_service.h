@@ -14,6 +14,7 @@
 #include "loader/row_cache.h"
 #include "rowgate/v1/rowgate.grpc.pb.h"
 #include "storage/catalog.h"
+#include "storage/live_catalog.h"
 
 namespace rowgate::service {
 
@@ -26,7 +27,9 @@ struct ReplicationLag {
 // The row cache as the admin service sees it; cache null: no cache.
 struct CacheAdmin {
   loader::RowCache* cache = nullptr;
-  std::shared_ptr<const storage::Catalog> catalog;
+  // The catalog served now (entities are named as in it). Never null when
+  // `cache` is not.
+  std::shared_ptr<const storage::LiveCatalog> catalog;
   size_t max_value_bytes = 1 << 20;
   // Reads the feed's lag; never blocks. May be empty.
   std::function<ReplicationLag()> lag;

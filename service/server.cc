@@ -159,13 +159,20 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
             .version_column = options.version_column,
             .interval = options.schema_poll_interval,
             .on_reload =
-                [](const storage::Catalog& catalog) {
+                [cache = server->row_cache_.get()](
+                    const storage::Catalog& catalog) {
                   std::vector<std::string> names;
                   for (const storage::Entity& e : catalog.entities()) {
                     names.push_back(e.name);
                   }
                   Log(LogLevel::kInfo, "schema changed: catalog reloaded",
                       {{"entities", absl::StrJoin(names, ",")}});
+                  if (cache == nullptr) return;
+                  // The live catalog keeps `catalog` as long as the cache.
+                  for (const std::string& stopped : cache->Rebind(catalog)) {
+                    Log(LogLevel::kWarning, "entity no longer cached",
+                        {{"reason", stopped}});
+                  }
                 },
             .on_error =
                 [](const absl::Status& status) {
@@ -183,7 +190,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   server->admin_service_ = std::make_unique<AdminServiceImpl>(
       server->loader_.get(),
       CacheAdmin{.cache = server->row_cache_.get(),
-                 .catalog = server->catalog_,
+                 .catalog = server->live_catalog_,
                  .max_value_bytes = options.data.max_value_bytes,
                  .lag = server->CacheLagReader()});
   server->reflection_ = std::make_unique<ReflectionServices>();
@@ -304,25 +311,9 @@ absl::Status Server::StartCache(const ServerOptions& options) {
       loader::RowCache::Options{.max_bytes = c.max_bytes});
   std::vector<std::string> names;
   for (const storage::Entity* e : chosen) {
-    // Only single-column keys a lookup can use are cached.
-    if (e->primary_key < 0 || !storage::IsKeyType(e->key().type)) {
-      Log(LogLevel::kWarning,
-          "entity not cached: its primary key cannot be "
-          "looked up by BatchGet",
-          {{"entity", e->name}});
-      continue;
-    }
-    // A text key of a type that matches other spellings (char(n) padding,
-    // citext) is cached under the spelling asked, but the change feed names
-    // the stored one: an invalidation would miss. Only text and varchar keys
-    // are cached (a nondeterministic collation on them is not detected).
-    const storage::Column& key = e->key();
-    if (key.type == storage::ColumnType::kText && key.type_name != "text" &&
-        !absl::StartsWith(key.type_name, "character varying")) {
-      Log(LogLevel::kWarning,
-          "entity not cached: its text key type matches other spellings, "
-          "which the change feed cannot name",
-          {{"entity", e->name}, {"key_type", key.type_name}});
+    if (absl::Status why = loader::RowCache::Cacheable(*e); !why.ok()) {
+      Log(LogLevel::kWarning, "entity not cached",
+          {{"entity", e->name}, {"reason", std::string(why.message())}});
       continue;
     }
     cache->Enable(e);

@@ -170,14 +170,15 @@ class Server {
   // first, the pool (after an explicit drain in Shutdown) last.
   std::unique_ptr<storage::WorkerPool> pool_;
   std::shared_ptr<const storage::Catalog> catalog_;
+  // The feed calls the cache from its own thread: it goes (is stopped)
+  // before the cache, and both outlive the loader and the services, and
+  // the live catalog, whose poller rebinds the cache.
+  std::unique_ptr<loader::RowCache> row_cache_;
+  std::unique_ptr<storage::ChangeFeed> change_feed_;
   // catalog_ kept current while running (storage/live_catalog.h).
   std::shared_ptr<storage::LiveCatalog> live_catalog_;
   std::unique_ptr<storage::RequestLog> request_log_;
   std::unique_ptr<storage::RequestLogPurger> request_log_purger_;
-  // The feed calls the cache from its own thread: it goes (is stopped)
-  // before the cache, and both outlive the loader and the services.
-  std::unique_ptr<loader::RowCache> row_cache_;
-  std::unique_ptr<storage::ChangeFeed> change_feed_;
   std::unique_ptr<loader::PoolBatchExecutor> executor_;
   std::unique_ptr<loader::Loader> loader_;
   std::unique_ptr<DataServiceImpl> data_service_;

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "storage/unique_keys.h"
@@ -15,13 +16,15 @@ namespace {
 constexpr char kColumnsSql[] = R"sql(
 SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
        coalesce(bt.typname, t.typname), bn.nspname, a.attnotnull,
-       a.atthasdef OR a.attidentity <> '', a.attgenerated <> ''
+       a.atthasdef OR a.attidentity <> '', a.attgenerated <> '',
+       c.oid, coalesce(co.collisdeterministic, true)
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
 JOIN pg_namespace bn ON bn.oid = coalesce(bt.typnamespace, t.typnamespace)
+LEFT JOIN pg_collation co ON co.oid = a.attcollation
 WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
 ORDER BY c.relname, a.attnum)sql";
 
@@ -137,6 +140,8 @@ absl::StatusOr<std::shared_ptr<const Catalog>> Catalog::Load(
     c.nullable = columns->text(r, 5) != "t";
     c.has_default = columns->text(r, 6) == "t";
     c.generated = columns->text(r, 7) == "t";
+    if (!absl::SimpleAtoi(columns->text(r, 8), &e.oid)) e.oid = 0;
+    c.deterministic_collation = columns->text(r, 9) == "t";
     e.columns.push_back(std::move(c));
   }
 

@@ -13,6 +13,7 @@
 #ifndef ROWGATE_STORAGE_CATALOG_H_
 #define ROWGATE_STORAGE_CATALOG_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +36,9 @@ struct Column {
   bool nullable = true;
   bool has_default = false;
   bool generated = false;  // GENERATED ALWAYS: never written
+  // false for a nondeterministic collation (e.g. case-insensitive ICU):
+  // equal keys may then be spelled differently.
+  bool deterministic_collation = true;
 };
 
 struct ForeignKeyRef {
@@ -54,6 +58,9 @@ struct UniqueKey {
 struct Entity {
   std::string name;
   std::string qualified_name;  // "schema"."table", quoted
+  // The table's pg_class OID (0 for entities described by hand): a table
+  // dropped and created again under its name has another.
+  uint32_t oid = 0;
   std::vector<Column> columns;
   // The one key column; -1 when the key has several columns (then see
   // key_columns). Code that indexes columns[primary_key] checks

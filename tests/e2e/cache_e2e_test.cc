@@ -29,6 +29,7 @@ namespace rowgate::e2e {
 namespace {
 
 using ::rowgate::testing::ExecSql;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 constexpr char kSchema[] = "cache_e2e";
@@ -430,6 +431,111 @@ TEST_F(CacheTest, PaddedTextKeysAreNotCachedSoExternalUpdatesAreSeen) {
   EXPECT_EQ(name_of_ab(), "second");
   EXPECT_THAT(server->OutputTail(), HasSubstr("entity not cached"));
   ExecSql(absl::StrCat("DROP TABLE ", kSchema, ".padded"));
+}
+
+// A migration while rowgate runs: the table stays cached, in its new shape.
+// Before, the cache was tied to the start-up catalog's entities, so after
+// the reload no lookup was cached again (never stale, but the hit ratio
+// silently fell to 0). The change feed still reaches the table afterwards.
+TEST_F(CacheTest, MigratedTableIsCachedInItsNewShape) {
+  ExecSql(absl::StrCat("CREATE TABLE ", kSchema,
+                       ".migrating (id bigint PRIMARY KEY, name varchar)"));
+  ExecSql(absl::StrCat("INSERT INTO ", kSchema,
+                       ".migrating VALUES (1, 'one'), (2, 'two')"));
+  auto server = RowgateProcess::Start({absl::StrCat("--schema=", kSchema),
+                                       "--cache_entities=migrating",
+                                       "--schema_poll_interval_ms=100"});
+  ASSERT_NE(server, nullptr);
+  Client client(server->NewChannel());
+  ASSERT_TRUE(AwaitLive(client)) << server->OutputTail();
+  auto read = [&client](int64_t id) {
+    v1::BatchGetResponse response;
+    EXPECT_THAT(client.BatchGet(BatchGetRequest("migrating", {Int(id)}),
+                                &response),
+                IsOk());
+    return response;
+  };
+  read(1);
+  read(1);
+  ASSERT_GT(CacheStats(client).hits(), 0u);
+
+  ExecSql(absl::StrCat("ALTER TABLE ", kSchema,
+                       ".migrating ADD COLUMN extra integer DEFAULT 5"));
+  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  bool reshaped = false;
+  while (!reshaped && absl::Now() < give_up) {
+    const v1::BatchGetResponse r = read(1);
+    reshaped = r.results_size() == 1 && r.results(0).found() &&
+               r.results(0).rows(0).fields().contains("extra");
+    if (!reshaped) absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_TRUE(reshaped) << server->OutputTail();
+
+  // Cached again, in the new shape: the second read of a key is a hit and
+  // answers the new column.
+  read(2);
+  const uint64_t hits = CacheStats(client).hits();
+  const v1::BatchGetResponse hit = read(2);
+  EXPECT_EQ(CacheStats(client).hits(), hits + 1);
+  ASSERT_EQ(hit.results_size(), 1);
+  ASSERT_TRUE(hit.results(0).found());
+  EXPECT_EQ(hit.results(0).rows(0).fields().at("extra").int64_value(), 5);
+  EXPECT_THAT(CacheStats(client).entities(), ElementsAre("migrating"));
+
+  // The feed still invalidates the table's keys.
+  ExecSql(absl::StrCat("UPDATE ", kSchema,
+                       ".migrating SET name = 'deux' WHERE id = 2"));
+  bool seen = false;
+  const absl::Time until = absl::Now() + absl::Seconds(10);
+  while (!seen && absl::Now() < until) {
+    const v1::BatchGetResponse r = read(2);
+    seen = r.results_size() == 1 && r.results(0).found() &&
+           r.results(0).rows(0).fields().at("name").string_value() == "deux";
+    if (!seen) absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_TRUE(seen);
+  server.reset();
+  ExecSql(absl::StrCat("DROP TABLE ", kSchema, ".migrating"));
+}
+
+// A key with a nondeterministic (case-insensitive) collation: 'ab' finds
+// the stored 'AB', but the change feed names 'AB', so a cached 'ab' would
+// never be invalidated. Such entities are left out of the cache, with a
+// warning naming the reason, and an external update is seen at once.
+TEST_F(CacheTest, NondeterministicCollationKeysAreNotCached) {
+  ExecSql(absl::StrCat("CREATE COLLATION IF NOT EXISTS ", kSchema,
+                       ".caseless (provider = icu, locale = "
+                       "'und-u-ks-level2', deterministic = false)"));
+  ExecSql(absl::StrCat("CREATE TABLE ", kSchema, ".caseless_keyed (code text ",
+                       "COLLATE ", kSchema,
+                       ".caseless PRIMARY KEY, name varchar)"));
+  ExecSql(absl::StrCat("INSERT INTO ", kSchema,
+                       ".caseless_keyed VALUES ('AB', 'first')"));
+  auto server = RowgateProcess::Start(
+      {absl::StrCat("--schema=", kSchema), "--cache_entities=*"});
+  ASSERT_NE(server, nullptr);
+  Client client(server->NewChannel());
+  ASSERT_TRUE(AwaitLive(client)) << server->OutputTail();
+  auto name_of_ab = [&client]() -> std::string {
+    v1::BatchGetResponse response;
+    grpc::Status status = client.BatchGet(
+        BatchGetRequest("caseless_keyed", {Str("ab")}), &response);
+    if (!status.ok() || response.results_size() != 1 ||
+        !response.results(0).found()) {
+      return "<error or missing>";
+    }
+    return response.results(0).rows(0).fields().at("name").string_value();
+  };
+  EXPECT_EQ(name_of_ab(), "first");
+  EXPECT_EQ(name_of_ab(), "first");  // would be a hit, were it cached
+  ExecSql(absl::StrCat("UPDATE ", kSchema,
+                       ".caseless_keyed SET name = 'second' WHERE code = 'AB'"));
+  EXPECT_EQ(name_of_ab(), "second");
+  EXPECT_THAT(server->OutputTail(), HasSubstr("nondeterministic collation"));
+  EXPECT_THAT(CacheStats(client).entities(),
+              ::testing::Not(::testing::Contains("caseless_keyed")));
+  server.reset();
+  ExecSql(absl::StrCat("DROP TABLE ", kSchema, ".caseless_keyed"));
 }
 
 }  // namespace

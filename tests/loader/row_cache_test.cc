@@ -396,6 +396,158 @@ TEST_F(RowCacheTest, TruncateDropsOnlyItsEntity) {
                                    RowOf(1, "o")));
 }
 
+// The "things" table as a schema reload may describe it: with another
+// column, another OID (dropped and created again) or a nondeterministic
+// collation on its key.
+struct ThingsShape {
+  uint32_t oid = 7;
+  bool extra_column = false;
+  bool text_key_collated = false;
+};
+std::shared_ptr<const storage::Catalog> ThingsCatalog(ThingsShape shape) {
+  storage::Entity e;
+  e.name = "things";
+  e.qualified_name = "\"public\".\"things\"";
+  e.oid = shape.oid;
+  storage::Column id;
+  id.name = "id";
+  id.quoted_name = "\"id\"";
+  id.type = storage::ColumnType::kInt64;
+  id.type_name = "bigint";
+  if (shape.text_key_collated) {
+    id.type = storage::ColumnType::kText;
+    id.type_name = "text";
+    id.deterministic_collation = false;
+  }
+  storage::Column label;
+  label.name = "label";
+  label.quoted_name = "\"label\"";
+  label.type = storage::ColumnType::kText;
+  label.type_name = "text";
+  e.columns = {id, label};
+  if (shape.extra_column) {
+    storage::Column note = label;
+    note.name = "note";
+    note.quoted_name = "\"note\"";
+    e.columns.push_back(note);
+  }
+  e.primary_key = 0;
+  return storage::Catalog::FromEntities({e});
+}
+
+// A reload that did not change the table: its entries stay, and the new
+// catalog's entity reads and fills them as the old one did.
+TEST_F(RowCacheTest, RebindToAnUnchangedTableKeepsItsEntries) {
+  auto before = ThingsCatalog({});
+  auto after = ThingsCatalog({});
+  const storage::Entity* old_things = before->Find("things");
+  const storage::Entity* new_things = after->Find("things");
+  RowCache cache({.max_bytes = 1 << 20});
+  cache.Enable(old_things);
+  cache.OnLive(1);
+  ASSERT_TRUE(cache.Install(cache.BeginFill(), *old_things, "1", RowOf(1, "a")));
+  EXPECT_FALSE(cache.Caches(new_things));
+
+  EXPECT_THAT(cache.Rebind(*after), ::testing::IsEmpty());
+  EXPECT_TRUE(cache.Caches(new_things));
+  EXPECT_TRUE(cache.Caches(old_things));
+  std::string label;
+  EXPECT_EQ(Look(cache, new_things, "1", &label), RowCache::Answer::kRows);
+  EXPECT_EQ(label, "a");
+  EXPECT_TRUE(cache.Install(cache.BeginFill(), *new_things, "2", RowOf(2, "b")));
+  EXPECT_EQ(Look(cache, old_things, "2", &label), RowCache::Answer::kRows);
+  // The feed names the start-up entity: its invalidation reaches entries
+  // the new catalog's entity filled.
+  cache.OnCommit(5, {storage::ChangedKeys{old_things, {"2"}}});
+  EXPECT_EQ(Look(cache, new_things, "2"), RowCache::Answer::kUnknown);
+  EXPECT_EQ(cache.Stats().entries, 1u);
+}
+
+// A reload that added a column: rows cached in the old shape never answer
+// for the new one, and fills that read the old shape are not installed;
+// the table is cached again in its new shape.
+TEST_F(RowCacheTest, RebindToAReshapedTableEmptiesItAndCachesTheNewShape) {
+  auto before = ThingsCatalog({});
+  auto after = ThingsCatalog({.extra_column = true});
+  const storage::Entity* old_things = before->Find("things");
+  const storage::Entity* new_things = after->Find("things");
+  RowCache cache({.max_bytes = 1 << 20});
+  cache.Enable(old_things);
+  cache.OnLive(1);
+  ASSERT_TRUE(cache.Install(cache.BeginFill(), *old_things, "1", RowOf(1, "a")));
+  const FillToken old_fill = cache.BeginFill();
+
+  EXPECT_THAT(cache.Rebind(*after), ::testing::IsEmpty());
+  EXPECT_FALSE(cache.Caches(old_things));
+  EXPECT_TRUE(cache.Caches(new_things));
+  EXPECT_EQ(cache.Stats().entries, 0u);
+  EXPECT_EQ(Look(cache, new_things, "1"), RowCache::Answer::kUnknown);
+  EXPECT_EQ(Look(cache, old_things, "1"), RowCache::Answer::kUnknown);
+  // A caller still holding the old catalog fills in the old shape.
+  EXPECT_FALSE(cache.Install(cache.BeginFill(), *old_things, "1", RowOf(1, "a")));
+  // A new-shape fill whose statement was sent before the reload emptied
+  // the table is refused too, as after any clear.
+  EXPECT_FALSE(cache.Install(old_fill, *new_things, "1", RowOf(1, "a")));
+  auto three_columns = std::make_shared<const std::vector<storage::Row>>(
+      std::vector<storage::Row>{storage::Row{int64_t{1}, "a", "n"}});
+  EXPECT_TRUE(cache.Install(cache.BeginFill(), *new_things, "1", three_columns));
+  CachedRows rows;
+  ASSERT_EQ(cache.Lookup(*new_things, "1", &rows), RowCache::Answer::kRows);
+  EXPECT_EQ((*rows)[0].size(), 3u);
+  EXPECT_EQ(cache.Lookup(*old_things, "1", &rows), RowCache::Answer::kUnknown);
+  // Writes through rowgate with the old entity only invalidate.
+  cache.PutWritten(cache.BeginFill(), *old_things, "1", RowOf(1, "b"));
+  EXPECT_EQ(Look(cache, new_things, "1"), RowCache::Answer::kUnknown);
+  EXPECT_EQ(cache.Stats().entries, 0u);
+}
+
+// A table dropped and created again (another OID: the change feed's
+// publication named the old one), one that became uncacheable, and one
+// that is gone all stop being cached, each with its reason.
+TEST_F(RowCacheTest, RebindStopsCachingRecreatedUncacheableOrDroppedTables) {
+  struct Case {
+    std::shared_ptr<const storage::Catalog> after;
+    const char* reason;
+  };
+  const std::vector<Case> cases = {
+      {ThingsCatalog({.oid = 8}), "created again"},
+      {ThingsCatalog({.text_key_collated = true}), "nondeterministic"},
+      {storage::Catalog::FromEntities({}), "gone"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.reason);
+    auto before = ThingsCatalog({});
+    const storage::Entity* old_things = before->Find("things");
+    RowCache cache({.max_bytes = 1 << 20});
+    cache.Enable(old_things);
+    cache.OnLive(1);
+    ASSERT_TRUE(
+        cache.Install(cache.BeginFill(), *old_things, "1", RowOf(1, "a")));
+    EXPECT_THAT(cache.Rebind(*c.after),
+                ElementsAre(::testing::AllOf(::testing::HasSubstr("things"),
+                                             ::testing::HasSubstr(c.reason))));
+    EXPECT_EQ(cache.Stats().entries, 0u);
+    EXPECT_FALSE(cache.Caches(old_things));
+    const storage::Entity* new_things = c.after->Find("things");
+    if (new_things != nullptr) {
+      EXPECT_FALSE(cache.Caches(new_things));
+      EXPECT_FALSE(
+          cache.Install(cache.BeginFill(), *new_things, "1", RowOf(1, "a")));
+    }
+    // And it stays so when the table comes back as it was.
+    EXPECT_THAT(cache.Rebind(*ThingsCatalog({})), ::testing::IsEmpty());
+    EXPECT_FALSE(cache.Caches(ThingsCatalog({})->Find("things")));
+  }
+}
+
+TEST(RowCacheCacheableTest, RefusesKeysTheChangeFeedWouldNameOtherwise) {
+  EXPECT_TRUE(RowCache::Cacheable(*ThingsCatalog({})->Find("things")).ok());
+  const absl::Status collated = RowCache::Cacheable(
+      *ThingsCatalog({.text_key_collated = true})->Find("things"));
+  EXPECT_EQ(collated.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(collated.message(), ::testing::HasSubstr("nondeterministic"));
+}
+
 // A write through rowgate: the written row replaces the cached one, and a
 // fill that read the old row before the write cannot put it back.
 TEST_F(RowCacheTest, WrittenRowSupersedesFillsInFlight) {
