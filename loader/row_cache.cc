@@ -54,8 +54,8 @@ size_t RowsBytes(const CachedRows& rows) {
 // Whether rows read for `a` can be served as rows of `b`: the same columns,
 // in the same order, of the same types, with the same key.
 bool SameShape(const storage::Entity& a, const storage::Entity& b) {
-  if (a.columns.size() != b.columns.size() ||
-      a.key_columns != b.key_columns || a.oid != b.oid) {
+  if (a.columns.size() != b.columns.size() || a.key_columns != b.key_columns ||
+      a.oid != b.oid) {
     return false;
   }
   for (size_t i = 0; i < a.columns.size(); ++i) {
@@ -188,8 +188,7 @@ std::vector<std::string> RowCache::Rebind(const storage::Catalog& catalog) {
       slot_shape_[slot] = now;
     } else {
       slot_shape_[slot] = nullptr;
-      stopped.push_back(
-          absl::StrCat(slot_names_[slot], ": ", why.message()));
+      stopped.push_back(absl::StrCat(slot_names_[slot], ": ", why.message()));
     }
   }
   Publish(next);

@@ -240,8 +240,7 @@ class RowCache final : public storage::ChangeListener {
   void PushFrontLocked(Shard& shard, Node& node)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   bool InstallLocked(Shard& shard, Slot slot, absl::string_view key,
-                     CachedRows rows)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+                     CachedRows rows) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   // Empties every shard (all tables, or only `slot`) and refuses fills
   // captured before now.
   void ClearShards(Slot slot);

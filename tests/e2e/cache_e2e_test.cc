@@ -450,9 +450,9 @@ TEST_F(CacheTest, MigratedTableIsCachedInItsNewShape) {
   ASSERT_TRUE(AwaitLive(client)) << server->OutputTail();
   auto read = [&client](int64_t id) {
     v1::BatchGetResponse response;
-    EXPECT_THAT(client.BatchGet(BatchGetRequest("migrating", {Int(id)}),
-                                &response),
-                IsOk());
+    EXPECT_THAT(
+        client.BatchGet(BatchGetRequest("migrating", {Int(id)}), &response),
+        IsOk());
     return response;
   };
   read(1);
@@ -528,8 +528,9 @@ TEST_F(CacheTest, NondeterministicCollationKeysAreNotCached) {
   };
   EXPECT_EQ(name_of_ab(), "first");
   EXPECT_EQ(name_of_ab(), "first");  // would be a hit, were it cached
-  ExecSql(absl::StrCat("UPDATE ", kSchema,
-                       ".caseless_keyed SET name = 'second' WHERE code = 'AB'"));
+  ExecSql(
+      absl::StrCat("UPDATE ", kSchema,
+                   ".caseless_keyed SET name = 'second' WHERE code = 'AB'"));
   EXPECT_EQ(name_of_ab(), "second");
   EXPECT_THAT(server->OutputTail(), HasSubstr("nondeterministic collation"));
   EXPECT_THAT(CacheStats(client).entities(),

@@ -445,7 +445,8 @@ TEST_F(RowCacheTest, RebindToAnUnchangedTableKeepsItsEntries) {
   RowCache cache({.max_bytes = 1 << 20});
   cache.Enable(old_things);
   cache.OnLive(1);
-  ASSERT_TRUE(cache.Install(cache.BeginFill(), *old_things, "1", RowOf(1, "a")));
+  ASSERT_TRUE(
+      cache.Install(cache.BeginFill(), *old_things, "1", RowOf(1, "a")));
   EXPECT_FALSE(cache.Caches(new_things));
 
   EXPECT_THAT(cache.Rebind(*after), ::testing::IsEmpty());
@@ -454,7 +455,8 @@ TEST_F(RowCacheTest, RebindToAnUnchangedTableKeepsItsEntries) {
   std::string label;
   EXPECT_EQ(Look(cache, new_things, "1", &label), RowCache::Answer::kRows);
   EXPECT_EQ(label, "a");
-  EXPECT_TRUE(cache.Install(cache.BeginFill(), *new_things, "2", RowOf(2, "b")));
+  EXPECT_TRUE(
+      cache.Install(cache.BeginFill(), *new_things, "2", RowOf(2, "b")));
   EXPECT_EQ(Look(cache, old_things, "2", &label), RowCache::Answer::kRows);
   // The feed names the start-up entity: its invalidation reaches entries
   // the new catalog's entity filled.
@@ -474,7 +476,8 @@ TEST_F(RowCacheTest, RebindToAReshapedTableEmptiesItAndCachesTheNewShape) {
   RowCache cache({.max_bytes = 1 << 20});
   cache.Enable(old_things);
   cache.OnLive(1);
-  ASSERT_TRUE(cache.Install(cache.BeginFill(), *old_things, "1", RowOf(1, "a")));
+  ASSERT_TRUE(
+      cache.Install(cache.BeginFill(), *old_things, "1", RowOf(1, "a")));
   const FillToken old_fill = cache.BeginFill();
 
   EXPECT_THAT(cache.Rebind(*after), ::testing::IsEmpty());
@@ -484,13 +487,15 @@ TEST_F(RowCacheTest, RebindToAReshapedTableEmptiesItAndCachesTheNewShape) {
   EXPECT_EQ(Look(cache, new_things, "1"), RowCache::Answer::kUnknown);
   EXPECT_EQ(Look(cache, old_things, "1"), RowCache::Answer::kUnknown);
   // A caller still holding the old catalog fills in the old shape.
-  EXPECT_FALSE(cache.Install(cache.BeginFill(), *old_things, "1", RowOf(1, "a")));
+  EXPECT_FALSE(
+      cache.Install(cache.BeginFill(), *old_things, "1", RowOf(1, "a")));
   // A new-shape fill whose statement was sent before the reload emptied
   // the table is refused too, as after any clear.
   EXPECT_FALSE(cache.Install(old_fill, *new_things, "1", RowOf(1, "a")));
   auto three_columns = std::make_shared<const std::vector<storage::Row>>(
       std::vector<storage::Row>{storage::Row{int64_t{1}, "a", "n"}});
-  EXPECT_TRUE(cache.Install(cache.BeginFill(), *new_things, "1", three_columns));
+  EXPECT_TRUE(
+      cache.Install(cache.BeginFill(), *new_things, "1", three_columns));
   CachedRows rows;
   ASSERT_EQ(cache.Lookup(*new_things, "1", &rows), RowCache::Answer::kRows);
   EXPECT_EQ((*rows)[0].size(), 3u);
