@@ -65,14 +65,19 @@ bool AwaitLive(Client& client, absl::Duration timeout = absl::Seconds(30)) {
   return false;
 }
 
-std::string NameOf(Client& client, int64_t id) {
+// The "name" of `entity`'s row at `key`, read through rowgate.
+std::string NameAt(Client& client, const std::string& entity, v1::Value key) {
   v1::BatchGetResponse response;
   grpc::Status status =
-      client.BatchGet(BatchGetRequest("items", {Int(id)}), &response);
+      client.BatchGet(BatchGetRequest(entity, {std::move(key)}), &response);
   EXPECT_THAT(status, IsOk());
   if (!status.ok() || response.results_size() != 1) return "<error>";
   if (!response.results(0).found()) return "<missing>";
   return response.results(0).rows(0).fields().at("name").string_value();
+}
+
+std::string NameOf(Client& client, int64_t id) {
+  return NameAt(client, "items", Int(id));
 }
 
 // Polls rowgate until `id` reads as `name`, up to `timeout`; returns how
@@ -414,16 +419,7 @@ TEST_F(CacheTest, PaddedTextKeysAreNotCachedSoExternalUpdatesAreSeen) {
   ASSERT_NE(server, nullptr);
   Client client(server->NewChannel());
   ASSERT_TRUE(AwaitLive(client)) << server->OutputTail();
-  auto name_of_ab = [&client]() -> std::string {
-    v1::BatchGetResponse response;
-    grpc::Status status =
-        client.BatchGet(BatchGetRequest("padded", {Str("AB")}), &response);
-    if (!status.ok() || response.results_size() != 1 ||
-        !response.results(0).found()) {
-      return "<error or missing>";
-    }
-    return response.results(0).rows(0).fields().at("name").string_value();
-  };
+  auto name_of_ab = [&client] { return NameAt(client, "padded", Str("AB")); };
   EXPECT_EQ(name_of_ab(), "first");
   EXPECT_EQ(name_of_ab(), "first");  // would be a hit, were it cached
   ExecSql(absl::StrCat("UPDATE ", kSchema,
@@ -516,15 +512,8 @@ TEST_F(CacheTest, NondeterministicCollationKeysAreNotCached) {
   ASSERT_NE(server, nullptr);
   Client client(server->NewChannel());
   ASSERT_TRUE(AwaitLive(client)) << server->OutputTail();
-  auto name_of_ab = [&client]() -> std::string {
-    v1::BatchGetResponse response;
-    grpc::Status status = client.BatchGet(
-        BatchGetRequest("caseless_keyed", {Str("ab")}), &response);
-    if (!status.ok() || response.results_size() != 1 ||
-        !response.results(0).found()) {
-      return "<error or missing>";
-    }
-    return response.results(0).rows(0).fields().at("name").string_value();
+  auto name_of_ab = [&client] {
+    return NameAt(client, "caseless_keyed", Str("ab"));
   };
   EXPECT_EQ(name_of_ab(), "first");
   EXPECT_EQ(name_of_ab(), "first");  // would be a hit, were it cached

@@ -435,6 +435,16 @@ std::shared_ptr<const storage::Catalog> ThingsCatalog(ThingsShape shape) {
   return storage::Catalog::FromEntities({e});
 }
 
+// A live cache of `things` (only), holding key "1".
+std::unique_ptr<RowCache> CacheHoldingOneThing(const storage::Entity& things) {
+  auto cache =
+      std::make_unique<RowCache>(RowCache::Options{.max_bytes = 1 << 20});
+  cache->Enable(&things);
+  cache->OnLive(1);
+  EXPECT_TRUE(cache->Install(cache->BeginFill(), things, "1", RowOf(1, "a")));
+  return cache;
+}
+
 // A reload that did not change the table: its entries stay, and the new
 // catalog's entity reads and fills them as the old one did.
 TEST_F(RowCacheTest, RebindToAnUnchangedTableKeepsItsEntries) {
@@ -442,11 +452,8 @@ TEST_F(RowCacheTest, RebindToAnUnchangedTableKeepsItsEntries) {
   auto after = ThingsCatalog({});
   const storage::Entity* old_things = before->Find("things");
   const storage::Entity* new_things = after->Find("things");
-  RowCache cache({.max_bytes = 1 << 20});
-  cache.Enable(old_things);
-  cache.OnLive(1);
-  ASSERT_TRUE(
-      cache.Install(cache.BeginFill(), *old_things, "1", RowOf(1, "a")));
+  std::unique_ptr<RowCache> owned = CacheHoldingOneThing(*old_things);
+  RowCache& cache = *owned;
   EXPECT_FALSE(cache.Caches(new_things));
 
   EXPECT_THAT(cache.Rebind(*after), ::testing::IsEmpty());
@@ -473,11 +480,8 @@ TEST_F(RowCacheTest, RebindToAReshapedTableEmptiesItAndCachesTheNewShape) {
   auto after = ThingsCatalog({.extra_column = true});
   const storage::Entity* old_things = before->Find("things");
   const storage::Entity* new_things = after->Find("things");
-  RowCache cache({.max_bytes = 1 << 20});
-  cache.Enable(old_things);
-  cache.OnLive(1);
-  ASSERT_TRUE(
-      cache.Install(cache.BeginFill(), *old_things, "1", RowOf(1, "a")));
+  std::unique_ptr<RowCache> owned = CacheHoldingOneThing(*old_things);
+  RowCache& cache = *owned;
   const FillToken old_fill = cache.BeginFill();
 
   EXPECT_THAT(cache.Rebind(*after), ::testing::IsEmpty());
@@ -523,11 +527,8 @@ TEST_F(RowCacheTest, RebindStopsCachingRecreatedUncacheableOrDroppedTables) {
     SCOPED_TRACE(c.reason);
     auto before = ThingsCatalog({});
     const storage::Entity* old_things = before->Find("things");
-    RowCache cache({.max_bytes = 1 << 20});
-    cache.Enable(old_things);
-    cache.OnLive(1);
-    ASSERT_TRUE(
-        cache.Install(cache.BeginFill(), *old_things, "1", RowOf(1, "a")));
+    std::unique_ptr<RowCache> owned = CacheHoldingOneThing(*old_things);
+    RowCache& cache = *owned;
     EXPECT_THAT(cache.Rebind(*c.after),
                 ElementsAre(::testing::AllOf(::testing::HasSubstr("things"),
                                              ::testing::HasSubstr(c.reason))));
