@@ -135,23 +135,34 @@ void RowCache::Publish(Binding binding) {
 
 void RowCache::Enable(const storage::Entity* entity) {
   storage::MutexLock lock(&bind_mu_);
-  auto [it, added] = slot_by_name_.try_emplace(
+  Binding next = *binding_.load(std::memory_order_acquire);
+  auto [it, added] = next.by_name.try_emplace(
       entity->name, static_cast<Slot>(slot_names_.size()));
+  const Slot slot = it->second;
   if (added) {
     slot_names_.push_back(entity->name);
     slot_oids_.push_back(entity->oid);
     slot_shape_.push_back(entity);
   } else {
-    slot_shape_[it->second] = entity;
+    // Another table of that name, or the same one again: no entity of the
+    // one before answers from it any more.
+    absl::erase_if(next.slots,
+                   [slot](const auto& bound) { return bound.second == slot; });
+    slot_oids_[slot] = entity->oid;
+    slot_shape_[slot] = entity;
   }
-  Binding next = *binding_.load(std::memory_order_acquire);
-  next.slots[entity] = it->second;
+  next.slots[entity] = slot;
   Publish(std::move(next));
+  // Invalidations of this table before now were dropped (it had no slot,
+  // or another table's): fills that may have read before them must not
+  // install, and nothing held under the name may answer.
+  ClearShards(slot);
 }
 
 RowCache::Slot RowCache::SlotNamed(const storage::Entity& entity) const {
-  auto it = slot_by_name_.find(entity.name);
-  return it == slot_by_name_.end() ? kNoSlot : it->second;
+  const Binding* binding = binding_.load(std::memory_order_acquire);
+  auto it = binding->by_name.find(entity.name);
+  return it == binding->by_name.end() ? kNoSlot : it->second;
 }
 
 std::vector<std::string> RowCache::Rebind(const storage::Catalog& catalog) {
@@ -179,8 +190,8 @@ std::vector<std::string> RowCache::Rebind(const storage::Catalog& catalog) {
     } else if (now->oid != slot_oids_[slot]) {
       // The change feed's publication named the old table.
       why = absl::FailedPreconditionError(
-          "the table was created again, and the change feed follows only "
-          "the table it started with (restart rowgate to cache it)");
+          "the table was created again (another OID): cached again once the "
+          "change feed follows the new table");
     } else {
       why = Cacheable(*now);
     }

@@ -36,8 +36,8 @@
 // whatever catalog filled them.
 //
 // Thread-safe; no method blocks beyond a shard's mutex (ClearAll,
-// OnInterrupted and a Rebind that changes a shape take each shard's in
-// turn). The entities it is given must outlive it.
+// OnInterrupted, Enable and a Rebind that changes a shape take each shard's
+// in turn). The entities it is given must outlive it.
 //
 // Example:
 //   RowCache cache({.max_bytes = 64 << 20});
@@ -115,8 +115,12 @@ class RowCache final : public storage::ChangeListener {
   // cache holds the asked 'ab').
   static absl::Status Cacheable(const storage::Entity& entity);
 
-  // Caches `entity` (primary-key lookups only; Cacheable() must be OK).
-  // Call before the cache is shared with other threads.
+  // Caches `entity` (primary-key lookups only; Cacheable() must be OK), a
+  // table the change feed follows from now on: at start-up, or later for a
+  // table created (or created again) while rowgate runs. Takes the place of
+  // an earlier table of the same name, whose entries are dropped; fills
+  // captured before the call are refused. Thread-safe (one Enable or
+  // Rebind at a time); blocks only on the shards' mutexes.
   void Enable(const storage::Entity* entity);
   // Whether lookups of `entity` (of any catalog Rebind was given) are
   // cached now. Never blocks.
@@ -183,6 +187,8 @@ class RowCache final : public storage::ChangeListener {
   // (a few per migration), so a reader never waits for a writer.
   struct Binding {
     absl::flat_hash_map<const storage::Entity*, Slot> slots;
+    // Every table ever cached, by name (invalidations find theirs here).
+    absl::flat_hash_map<std::string, Slot> by_name;
   };
 
   struct Node {
@@ -250,13 +256,11 @@ class RowCache final : public storage::ChangeListener {
   size_t shard_bytes_ = 0;
   size_t shard_mask_ = 0;
   std::unique_ptr<Shard[]> shards_;
-  // Per slot: the table's name (unquoted, as Catalog::Find takes it) and
-  // OID. Fixed once the cache is shared.
-  std::vector<std::string> slot_names_;
-  std::vector<uint32_t> slot_oids_;
-  absl::flat_hash_map<std::string, Slot> slot_by_name_;
-
   storage::Mutex bind_mu_;
+  // Per slot: the table's name (unquoted, as Catalog::Find takes it) and
+  // OID (the latest table of that name Enable was given).
+  std::vector<std::string> slot_names_ ABSL_GUARDED_BY(bind_mu_);
+  std::vector<uint32_t> slot_oids_ ABSL_GUARDED_BY(bind_mu_);
   std::vector<std::unique_ptr<const Binding>> bindings_
       ABSL_GUARDED_BY(bind_mu_);
   // Per slot: the entity whose shape its entries have; null once the table

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <thread>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -11,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "service/log.h"
 #include "service/memory_backend.h"
+#include "storage/mutex.h"
 
 namespace rowgate::service {
 namespace {
@@ -41,6 +44,94 @@ absl::StatusOr<std::shared_ptr<const storage::Catalog>> LoadCatalog(
     }
   }
 }
+
+// Keeps the row cache following the schema while rowgate runs: after each
+// reload it rebinds the cache to the new catalog, and asks the change feed
+// to follow the tables it should cache but does not (created, or created
+// again, after start-up: any under --cache_entities=*, the named ones
+// otherwise). Each table (by name and OID) is asked for once; once the feed
+// vouches for its changes it is enabled in the cache and bound to the
+// latest catalog. OnReload runs on the catalog poller's thread, the feed's
+// answers on the feed's; one mutex orders their rebinds, so the last one
+// binds the latest catalog.
+class CacheFollower : public std::enable_shared_from_this<CacheFollower> {
+ public:
+  // `initial`: the start-up catalog, whose tables StartCache dealt with.
+  CacheFollower(loader::RowCache* cache, storage::ChangeFeed* feed,
+                const std::vector<std::string>& entities,
+                std::shared_ptr<const storage::Catalog> initial)
+      : cache_(cache),
+        feed_(feed),
+        all_(entities.size() == 1 && entities[0] == "*"),
+        names_(entities.begin(), entities.end()),
+        latest_(std::move(initial)) {
+    for (const storage::Entity& e : latest_->entities()) {
+      asked_[e.name] = e.oid;
+    }
+  }
+
+  void OnReload(const std::shared_ptr<const storage::Catalog>& catalog) {
+    if (cache_ == nullptr) return;
+    std::vector<const storage::Entity*> follow;
+    {
+      storage::MutexLock lock(&mu_);
+      latest_ = catalog;
+      RebindLocked();
+      if (feed_ == nullptr) return;
+      for (const storage::Entity& e : catalog->entities()) {
+        if (!all_ && !names_.contains(e.name)) continue;
+        if (cache_->Caches(&e)) continue;
+        auto [it, first] = asked_.try_emplace(e.name, e.oid);
+        if (!first && it->second == e.oid) continue;
+        it->second = e.oid;
+        if (absl::Status why = loader::RowCache::Cacheable(e); !why.ok()) {
+          Log(LogLevel::kWarning, "entity not cached",
+              {{"entity", e.name}, {"reason", std::string(why.message())}});
+          continue;
+        }
+        follow.push_back(&e);
+      }
+    }
+    if (follow.empty()) return;
+    // The feed holds the callback, and with it this follower, as long as
+    // it runs (it outlives the live catalog that owns the follower).
+    feed_->Follow(catalog, std::move(follow),
+                  [self = shared_from_this()](const storage::Entity& entity,
+                                              const absl::Status& status) {
+                    self->Followed(entity, status);
+                  });
+  }
+
+ private:
+  void Followed(const storage::Entity& entity, const absl::Status& status) {
+    if (!status.ok()) {
+      Log(LogLevel::kWarning, "entity not cached",
+          {{"entity", entity.name}, {"reason", std::string(status.message())}});
+      return;
+    }
+    storage::MutexLock lock(&mu_);
+    cache_->Enable(&entity);
+    // `entity` may be of an older catalog than the one served now.
+    RebindLocked();
+    Log(LogLevel::kInfo, "entity now cached", {{"entity", entity.name}});
+  }
+
+  void RebindLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    // The live catalog keeps every catalog it served as long as the cache.
+    for (const std::string& stopped : cache_->Rebind(*latest_)) {
+      Log(LogLevel::kWarning, "entity no longer cached", {{"reason", stopped}});
+    }
+  }
+
+  loader::RowCache* const cache_;
+  storage::ChangeFeed* const feed_;
+  const bool all_;
+  const absl::flat_hash_set<std::string> names_;
+  storage::Mutex mu_;
+  std::shared_ptr<const storage::Catalog> latest_ ABSL_GUARDED_BY(mu_);
+  // The tables asked for (or found uncacheable), by name: their OID then.
+  absl::flat_hash_map<std::string, uint32_t> asked_ ABSL_GUARDED_BY(mu_);
+};
 
 // What one client may make the transport hold. Without these a single
 // connection could open 20,000 streams (~23 KB of gRPC state each).
@@ -159,20 +250,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
             .version_column = options.version_column,
             .interval = options.schema_poll_interval,
             .on_reload =
-                [cache = server->row_cache_.get()](
-                    const storage::Catalog& catalog) {
+                [follower = std::make_shared<CacheFollower>(
+                     server->row_cache_.get(), server->change_feed_.get(),
+                     options.cache.entities, server->catalog_)](
+                    const std::shared_ptr<const storage::Catalog>& catalog) {
                   std::vector<std::string> names;
-                  for (const storage::Entity& e : catalog.entities()) {
+                  for (const storage::Entity& e : catalog->entities()) {
                     names.push_back(e.name);
                   }
                   Log(LogLevel::kInfo, "schema changed: catalog reloaded",
                       {{"entities", absl::StrJoin(names, ",")}});
-                  if (cache == nullptr) return;
-                  // The live catalog keeps `catalog` as long as the cache.
-                  for (const std::string& stopped : cache->Rebind(catalog)) {
-                    Log(LogLevel::kWarning, "entity no longer cached",
-                        {{"reason", stopped}});
-                  }
+                  follower->OnReload(catalog);
                 },
             .on_error =
                 [](const absl::Status& status) {

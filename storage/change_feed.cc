@@ -12,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "storage/feed_liveness.h"
 #include "storage/mutex.h"
@@ -81,19 +82,7 @@ class ChangeFeed::Impl : public ChangeListener {
         decoder_(entities_, this),
         liveness_({.max_lag = options_.max_lag,
                    .max_lag_bytes = options_.max_lag_bytes}) {
-    // The server's WAL position, and whether the publication still holds
-    // every followed table and change kind. Sent as a simple query (text
-    // only: names from the catalog and the checked publication name).
-    std::vector<std::string> tables;
-    for (const Entity* e : entities_) tables.push_back(e->qualified_name);
-    probe_sql_ = absl::StrCat(
-        "SELECT pg_current_wal_lsn()::text, coalesce((SELECT p.pubinsert AND "
-        "p.pubupdate AND p.pubdelete AND p.pubtruncate AND (p.puballtables OR "
-        "(SELECT count(*) FROM pg_publication_rel pr WHERE pr.prpubid = p.oid "
-        "AND pr.prrelid = ANY(",
-        SqlLiteral(ArrayLiteral(tables)), "::regclass[])) = ", tables.size(),
-        ") FROM pg_publication p WHERE p.pubname = ",
-        SqlLiteral(options_.publication), "), false)");
+    BuildProbe();
   }
   ~Impl() override { close(wake_fd_); }
 
@@ -142,8 +131,41 @@ class ChangeFeed::Impl : public ChangeListener {
   void OnInterrupted(const absl::Status&) override {}
   void OnLive(Lsn) override {}
 
+  void Follow(std::shared_ptr<const Catalog> catalog,
+              std::vector<const Entity*> entities, FollowDone done) {
+    MutexLock lock(&mu_);
+    follow_requests_.push_back(
+        {std::move(catalog), std::move(entities), std::move(done)});
+  }
+
  private:
   enum class ControlQuery { kNone, kProbe, kNudge };
+  struct FollowRequest {
+    std::shared_ptr<const Catalog> catalog;
+    std::vector<const Entity*> entities;
+    FollowDone done;
+  };
+
+  // The probe: the server's WAL position, and whether the publication
+  // still holds every followed table that still exists (one dropped has
+  // nothing more to send) and every change kind. Sent as a simple query
+  // (text only: names from the catalog and the checked publication name).
+  void BuildProbe() {
+    std::vector<std::string> tables;
+    for (const Entity* e : entities_) tables.push_back(e->qualified_name);
+    probe_sql_ = absl::StrCat(
+        "SELECT pg_current_wal_lsn()::text, coalesce((SELECT p.pubinsert AND "
+        "p.pubupdate AND p.pubdelete AND p.pubtruncate AND (p.puballtables OR "
+        "NOT EXISTS (SELECT 1 FROM unnest(",
+        SqlLiteral(ArrayLiteral(tables)),
+        "::text[]) AS t WHERE to_regclass(t) IS NOT NULL AND to_regclass(t) "
+        "NOT IN (SELECT pr.prrelid FROM pg_publication_rel pr WHERE "
+        "pr.prpubid = p.oid))) FROM pg_publication p WHERE p.pubname = ",
+        SqlLiteral(options_.publication), "), false)");
+  }
+  // Adds the tables Follow asked for to the publication and to what the
+  // stream reports; UNAVAILABLE (restart the stream) when any was added.
+  absl::Status ApplyFollowRequests();
 
   absl::Status StartStreaming();
   absl::Status Stream();
@@ -163,7 +185,12 @@ class ChangeFeed::Impl : public ChangeListener {
   const ChangeFeed::Options options_;
   const std::string conninfo_;
   const std::shared_ptr<const Catalog> catalog_;
-  const std::vector<const Entity*> entities_;
+  // The followed tables: the start-up catalog's, then those Follow added
+  // (their catalogs kept in followed_catalogs_).
+  std::vector<const Entity*> entities_;
+  std::vector<std::shared_ptr<const Catalog>> followed_catalogs_;
+  // Entities added, told to their requester just before the next OnLive.
+  std::vector<std::pair<const Entity*, FollowDone>> announce_;
   ChangeListener* const listener_;
   const int wake_fd_;
   std::string probe_sql_;
@@ -185,7 +212,68 @@ class ChangeFeed::Impl : public ChangeListener {
 
   Mutex mu_;
   ChangeFeedStats stats_ ABSL_GUARDED_BY(mu_);
+  std::vector<FollowRequest> follow_requests_ ABSL_GUARDED_BY(mu_);
 };
+
+absl::Status ChangeFeed::Impl::ApplyFollowRequests() {
+  std::vector<FollowRequest> requests;
+  {
+    MutexLock lock(&mu_);
+    requests.swap(follow_requests_);
+  }
+  const absl::Duration timeout = options_.timeouts.statement;
+  std::vector<std::string> added;
+  for (size_t r = 0; r < requests.size(); ++r) {
+    FollowRequest& request = requests[r];
+    for (size_t i = 0; i < request.entities.size(); ++i) {
+      const Entity* entity = request.entities[i];
+      auto followed = std::find_if(
+          entities_.begin(), entities_.end(),
+          [entity](const Entity* e) { return e->name == entity->name; });
+      if (followed != entities_.end() && (*followed)->oid == entity->oid) {
+        // The same table, followed all along: its changes are delivered.
+        request.done(*entity, absl::OkStatus());
+        continue;
+      }
+      absl::Status s =
+          CheckReplicaIdentity(control_.get(), {entity}, wake_fd_, timeout);
+      if (s.ok()) {
+        s = EnsurePublication(control_.get(), options_.publication, {entity},
+                              wake_fd_, timeout);
+      }
+      if (absl::IsUnavailable(s) || absl::IsCancelled(s) ||
+          absl::IsDeadlineExceeded(s)) {
+        // The connection, not the table: ask again on the next stream.
+        request.entities.erase(request.entities.begin(),
+                               request.entities.begin() + i);
+        BuildProbe();
+        MutexLock lock(&mu_);
+        follow_requests_.insert(follow_requests_.begin(),
+                                std::make_move_iterator(requests.begin() + r),
+                                std::make_move_iterator(requests.end()));
+        return s;
+      }
+      if (!s.ok()) {
+        request.done(*entity, s);
+        continue;
+      }
+      decoder_.Follow(entity);
+      if (followed != entities_.end()) {
+        *followed = entity;  // created again: the new table replaces it
+      } else {
+        entities_.push_back(entity);
+      }
+      announce_.emplace_back(entity, request.done);
+      added.push_back(entity->name);
+    }
+    followed_catalogs_.push_back(std::move(request.catalog));
+  }
+  if (added.empty()) return absl::OkStatus();
+  BuildProbe();
+  return absl::UnavailableError(
+      absl::StrCat("now following ", absl::StrJoin(added, ", "),
+                   ": the stream restarts on a new slot"));
+}
 
 absl::Status ChangeFeed::Impl::Connect() {
   const absl::Duration connect = options_.timeouts.connect;
@@ -396,6 +484,8 @@ void ChangeFeed::Impl::Evaluate(absl::Time now) {
     listener_->OnInterrupted(liveness_.why());
   } else if (change == FeedLiveness::Change::kLive) {
     went_live_ = true;
+    for (auto& [entity, done] : announce_) done(*entity, absl::OkStatus());
+    announce_.clear();
     listener_->OnLive(liveness_.received());
   }
 }
@@ -414,6 +504,16 @@ absl::Status ChangeFeed::Impl::Stream() {
       s = SendStatus(true);
       if (!s.ok()) return s;
       if (control_query_ == ControlQuery::kNone) {
+        bool asked;
+        {
+          MutexLock lock(&mu_);
+          asked = !follow_requests_.empty();
+        }
+        // Run on the normal connection, which has no query in flight now.
+        if (asked) {
+          s = ApplyFollowRequests();
+          if (!s.ok()) return s;
+        }
         s = SendControl(ControlQuery::kProbe, probe_sql_.c_str());
         if (!s.ok()) return s;
       }
@@ -599,6 +699,11 @@ void ChangeFeed::Stop() {
   impl_->RequestStop();
   if (impl_->thread.joinable()) impl_->thread.join();
   impl_->CloseConnections();
+}
+
+void ChangeFeed::Follow(std::shared_ptr<const Catalog> catalog,
+                        std::vector<const Entity*> entities, FollowDone done) {
+  impl_->Follow(std::move(catalog), std::move(entities), std::move(done));
 }
 
 ChangeFeedStats ChangeFeed::Stats() const { return impl_->Stats(); }

@@ -70,6 +70,7 @@
 #define ROWGATE_STORAGE_CHANGE_FEED_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -156,6 +157,23 @@ class ChangeFeed {
   // both connections are closed (the server drops the temporary slot as
   // its walsender exits, moments later). Idempotent; also before Start().
   void Stop();
+
+  // Follows more tables from now on: ones created after start-up, or
+  // created again under a followed name (another table, which replaces the
+  // old one). At its next status tick the feed checks them (replica
+  // identity), adds them to the publication on its normal connection, and
+  // restarts its stream on a new slot, since a stream cannot vouch for
+  // changes made by transactions already running when the publication grew
+  // (the listener sees OnInterrupted, then OnLive). `done` is called on the
+  // feed's thread once per entity: with OK just before that OnLive, from
+  // which on the entity's changes are delivered (the listener may start
+  // caching it then), or with why it cannot be followed (e.g. the role may
+  // not extend the publication; the stream goes on without it). Thread-safe,
+  // does not block; `catalog` holds the entities.
+  using FollowDone =
+      std::function<void(const Entity& entity, const absl::Status& status)>;
+  void Follow(std::shared_ptr<const Catalog> catalog,
+              std::vector<const Entity*> entities, FollowDone done);
 
   // Thread-safe; does not block.
   ChangeFeedStats Stats() const;

@@ -130,7 +130,7 @@ void LiveCatalog::PollOnce(Connection& conn, bool force) {
     ++generation_;
   }
   InvalidatePreparedStatements();
-  if (options_.on_reload) options_.on_reload(**catalog);
+  if (options_.on_reload) options_.on_reload(*catalog);
 }
 
 void LiveCatalog::Run() {

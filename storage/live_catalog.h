@@ -56,7 +56,7 @@ class LiveCatalog {
     absl::Duration interval = absl::Seconds(1);
     // Called on the poller's thread after each reload with the new
     // catalog, or with an error when a reload fails.
-    std::function<void(const Catalog&)> on_reload;
+    std::function<void(const std::shared_ptr<const Catalog>&)> on_reload;
     std::function<void(const absl::Status&)> on_error;
   };
 

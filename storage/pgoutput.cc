@@ -113,6 +113,10 @@ PgOutputDecoder::PgOutputDecoder(const std::vector<const Entity*>& entities,
   for (const Entity* e : entities) by_qualified_name_[e->qualified_name] = e;
 }
 
+void PgOutputDecoder::Follow(const Entity* entity) {
+  by_qualified_name_[entity->qualified_name] = entity;
+}
+
 void PgOutputDecoder::Reset() {
   relations_.clear();
   in_transaction_ = false;

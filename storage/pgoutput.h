@@ -68,6 +68,9 @@ class PgOutputDecoder {
   // not block beyond the listener's callbacks.
   absl::Status Decode(absl::string_view message);
 
+  // Reports `entity` too from the next stream on (after Reset), replacing
+  // an entity of the same "schema"."table" (a table created again).
+  void Follow(const Entity* entity);
   // Forgets the relations and any open transaction: a new stream starts.
   void Reset();
 

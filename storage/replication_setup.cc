@@ -81,12 +81,21 @@ absl::Status CheckLogicalReplication(PGconn* conn,
         "all WAL senders are in use: raise max_wal_senders (and restart "
         "PostgreSQL)");
   }
+  return CheckReplicaIdentity(conn, entities, wake_fd, timeout);
+}
+
+absl::Status CheckReplicaIdentity(PGconn* conn,
+                                  const std::vector<const Entity*>& entities,
+                                  int wake_fd, absl::Duration timeout) {
   std::vector<std::string> tables;
   for (const Entity* e : entities) tables.push_back(e->qualified_name);
-  r = Control(
-      "SELECT c.oid::regclass::text FROM pg_class c WHERE c.oid = "
-      "ANY($1::regclass[]) AND c.relreplident = 'n'",
-      {ArrayLiteral(tables)});
+  // to_regclass: a followed table dropped meanwhile is no error (nothing
+  // of it can change any more).
+  absl::StatusOr<PgResult> r =
+      Exec(conn,
+           "SELECT c.oid::regclass::text FROM unnest($1::text[]) AS t JOIN "
+           "pg_class c ON c.oid = to_regclass(t) WHERE c.relreplident = 'n'",
+           {ArrayLiteral(tables)}, wake_fd, absl::Now() + timeout);
   if (!r.ok()) return r.status();
   if (PQntuples(r->get()) > 0) {
     const std::string table = PQgetvalue(r->get(), 0, 0);
@@ -111,6 +120,18 @@ absl::Status EnsurePublication(PGconn* conn, const std::string& name,
   const std::string publication = QuoteIdentifier(name);
   std::vector<std::string> tables;
   for (const Entity* e : entities) tables.push_back(e->qualified_name);
+  // Only the tables that still exist: one dropped since the catalog was
+  // read has nothing left to publish.
+  absl::StatusOr<PgResult> existing = Control(
+      "SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS "
+      "NOT NULL",
+      {ArrayLiteral(tables)});
+  if (!existing.ok()) return existing.status();
+  tables.clear();
+  for (int i = 0; i < PQntuples(existing->get()); ++i) {
+    tables.push_back(PQgetvalue(existing->get(), i, 0));
+  }
+  if (tables.empty()) return absl::OkStatus();
   auto denied = [&](const absl::Status& status) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the change feed cannot create or extend publication ", publication,
@@ -147,7 +168,7 @@ absl::Status EnsurePublication(PGconn* conn, const std::string& name,
   }
   if (all_tables) return absl::OkStatus();
   r = Control(
-      "SELECT t FROM unnest($2::text[]) AS t WHERE t::regclass::oid NOT IN "
+      "SELECT t FROM unnest($2::text[]) AS t WHERE to_regclass(t) NOT IN "
       "(SELECT pr.prrelid FROM pg_publication_rel pr JOIN pg_publication p "
       "ON p.oid = pr.prpubid WHERE p.pubname = $1)",
       {name, ArrayLiteral(tables)});

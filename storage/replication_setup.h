@@ -28,11 +28,17 @@ namespace rowgate::storage {
 std::string SlotName(absl::string_view prefix);
 
 // Over a normal connection: wal_level is logical, the role has REPLICATION
-// (or is a superuser), a replication slot and a WAL sender are free, and no
-// table of `entities` has REPLICA IDENTITY NOTHING.
+// (or is a superuser), a replication slot and a WAL sender are free, and
+// CheckReplicaIdentity.
 absl::Status CheckLogicalReplication(PGconn* conn,
                                      const std::vector<const Entity*>& entities,
                                      int wake_fd, absl::Duration timeout);
+
+// Over a normal connection: no table of `entities` that still exists has
+// REPLICA IDENTITY NOTHING (published, it would refuse updates and deletes).
+absl::Status CheckReplicaIdentity(PGconn* conn,
+                                  const std::vector<const Entity*>& entities,
+                                  int wake_fd, absl::Duration timeout);
 
 // Over a normal connection: publication `name` exists, publishes inserts,
 // updates, deletes and truncates (via the partition root) and holds every

@@ -546,6 +546,37 @@ TEST_F(RowCacheTest, RebindStopsCachingRecreatedUncacheableOrDroppedTables) {
   }
 }
 
+// The change feed follows a table created again: Enable, with the cache
+// live and shared, caches the new table under the old name. Nothing of the
+// old table answers, and a fill captured before Enable (it may have read
+// before an invalidation the cache dropped, having no table for it) is
+// refused; later fills install.
+TEST_F(RowCacheTest, EnableOfATableCreatedAgainCachesItFromThenOn) {
+  auto before = ThingsCatalog({});
+  const storage::Entity* old_things = before->Find("things");
+  std::unique_ptr<RowCache> owned = CacheHoldingOneThing(*old_things);
+  RowCache& cache = *owned;
+  auto after = ThingsCatalog({.oid = 8});
+  const storage::Entity* new_things = after->Find("things");
+  ASSERT_THAT(cache.Rebind(*after),
+              ElementsAre(::testing::HasSubstr("created again")));
+  const FillToken early = cache.BeginFill();
+
+  cache.Enable(new_things);
+  EXPECT_TRUE(cache.Caches(new_things));
+  EXPECT_FALSE(cache.Caches(old_things));
+  CachedRows rows;
+  EXPECT_EQ(cache.Lookup(*new_things, "1", &rows), RowCache::Answer::kUnknown);
+  EXPECT_FALSE(cache.Install(early, *new_things, "1", RowOf(1, "early")));
+  ASSERT_TRUE(
+      cache.Install(cache.BeginFill(), *new_things, "1", RowOf(1, "late")));
+  ASSERT_EQ(cache.Lookup(*new_things, "1", &rows), RowCache::Answer::kRows);
+  EXPECT_EQ(std::get<std::string>((*rows)[0][1]), "late");
+  // Invalidations by name reach the new table.
+  cache.Invalidate(*old_things, {"1"});
+  EXPECT_EQ(cache.Lookup(*new_things, "1", &rows), RowCache::Answer::kUnknown);
+}
+
 TEST(RowCacheCacheableTest, RefusesKeysTheChangeFeedWouldNameOtherwise) {
   EXPECT_TRUE(RowCache::Cacheable(*ThingsCatalog({})->Find("things")).ok());
   const absl::Status collated = RowCache::Cacheable(
