@@ -561,6 +561,12 @@ void DataServiceImpl::HandlePage(
     return call->Reply(absl::InvalidArgumentError(absl::StrCat(
         "offset must not be negative (got ", request->offset(), ")")));
   }
+  if (request->offset() > options_.max_page_offset) {
+    return call->Reply(absl::InvalidArgumentError(absl::StrCat(
+        "offset ", request->offset(), " is over ", options_.max_page_offset,
+        " (--max_page_offset): PostgreSQL reads every row skipped; page with "
+        "next_page_token instead, which costs the same at any depth")));
+  }
   if (static_cast<size_t>(request->filters_size()) >
       options_.max_filters_per_page) {
     return call->Reply(absl::InvalidArgumentError(

@@ -38,6 +38,9 @@ struct DataServiceOptions {
   size_t max_value_bytes = 1 << 20;
   int default_page_size = 50;
   int page_size_cap = 1000;
+  // Rows a Page may skip with `offset`: PostgreSQL reads and discards every
+  // skipped row, so one call could make it read a whole table.
+  int64_t max_page_offset = 100000;
   size_t max_inflight_per_stream = 1024;
   // The gRPC ceiling for benchmarks: BatchGet answers from synthesized rows
   // in memory (keys 1..memory_backend_rows exist), never touching a database.

@@ -45,6 +45,8 @@ ABSL_FLAG(int, schema_poll_interval_ms, 1000,
           "table, a new, dropped or retyped column); 0: never (a restart "
           "picks changes up).");
 ABSL_FLAG(int, page_size_cap, 1000, "Largest page a Page call returns.");
+ABSL_FLAG(int, max_page_offset, 100000,
+          "Most rows a Page may skip with offset (deeper: page_token).");
 ABSL_FLAG(int, max_include_depth, 3,
           "Levels of includes (related rows) one BatchGet or Page may ask "
           "for; deeper is INVALID_ARGUMENT naming the include path");
@@ -234,6 +236,8 @@ int main(int argc, char** argv) {
   RequireRange("schema_poll_interval_ms",
                absl::GetFlag(FLAGS_schema_poll_interval_ms), 0, 86400000);
   RequireRange("page_size_cap", absl::GetFlag(FLAGS_page_size_cap), 1, 1000000);
+  RequireRange("max_page_offset", absl::GetFlag(FLAGS_max_page_offset), 0,
+               1000000000);
   RequireRange("max_include_depth", absl::GetFlag(FLAGS_max_include_depth), 1,
                16);
   RequireRange("max_filters_per_page",
@@ -334,6 +338,7 @@ int main(int argc, char** argv) {
   options.schema_poll_interval =
       absl::Milliseconds(absl::GetFlag(FLAGS_schema_poll_interval_ms));
   options.data.page_size_cap = absl::GetFlag(FLAGS_page_size_cap);
+  options.data.max_page_offset = absl::GetFlag(FLAGS_max_page_offset);
   options.data.max_filters_per_page = absl::GetFlag(FLAGS_max_filters_per_page);
   options.data.max_include_depth = absl::GetFlag(FLAGS_max_include_depth);
   options.data.max_in_values = absl::GetFlag(FLAGS_max_in_values);
