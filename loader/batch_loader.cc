@@ -114,12 +114,13 @@ std::shared_ptr<LoadTicket> Loader::LoadThroughCache(LoadRequest request,
                                                      LoadCallback done) {
   const size_t n = request.keys.size();
   std::vector<CachedRows> cached(n);
+  std::vector<CachedWire> wire(n);
   // Keys the cache cannot answer, and where they go in the answer.
   std::vector<std::string> missing;
   std::vector<size_t> missing_at;
   for (size_t i = 0; i < n; ++i) {
-    const RowCache::Answer answer =
-        options_.cache->Lookup(*request.entity, request.keys[i], &cached[i]);
+    const RowCache::Answer answer = options_.cache->Lookup(
+        *request.entity, request.keys[i], &cached[i], &wire[i]);
     if (answer == RowCache::Answer::kUnknown) {
       missing.push_back(request.keys[i]);
       missing_at.push_back(i);
@@ -131,6 +132,7 @@ std::shared_ptr<LoadTicket> Loader::LoadThroughCache(LoadRequest request,
     for (const CachedRows& rows : cached)
       result.rows_per_key.push_back(rows.get());
     result.cached = std::move(cached);
+    result.wire_per_key = std::move(wire);
     std::move(done)(std::move(result));
     return nullptr;
   }
@@ -138,7 +140,8 @@ std::shared_ptr<LoadTicket> Loader::LoadThroughCache(LoadRequest request,
                    request.deadline};
   return Submit(
       std::move(rest),
-      [n, cached = std::move(cached), missing_at = std::move(missing_at),
+      [n, cached = std::move(cached), wire = std::move(wire),
+       missing_at = std::move(missing_at),
        done = std::move(done)](absl::StatusOr<LoadResult> fetched) mutable {
         if (!fetched.ok()) return std::move(done)(fetched.status());
         LoadResult result;
@@ -151,6 +154,7 @@ std::shared_ptr<LoadTicket> Loader::LoadThroughCache(LoadRequest request,
         }
         result.batches = std::move(fetched->batches);
         result.cached = std::move(cached);
+        result.wire_per_key = std::move(wire);
         std::move(done)(std::move(result));
       });
 }

@@ -109,6 +109,9 @@ struct LoadResult {
   std::shared_ptr<const IncludeResult> included;
   // Keeps rows answered from the RowCache alive.
   std::vector<CachedRows> cached;
+  // Empty, or per requested key: the row's encoding where the RowCache
+  // answered it with one (RowCache::Options::encode_row), else null.
+  std::vector<CachedWire> wire_per_key;
 };
 
 using LoadCallback = absl::AnyInvocable<void(absl::StatusOr<LoadResult>) &&>;

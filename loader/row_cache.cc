@@ -77,18 +77,36 @@ size_t RoundUpToPowerOfTwo(size_t n) {
 
 }  // namespace
 
-size_t RowCache::NodeBytes(size_t key_capacity, const CachedRows& rows) {
+size_t RowCache::NodeBytes(size_t key_capacity, const CachedRows& rows,
+                           const CachedWire& wire) {
   // The map's node (key string object and Node in one allocation), its
-  // slot in the table, the key's heap buffer and the rows.
-  return sizeof(KeyMap::value_type) + kAllocOverhead + kTableBytesPerEntry +
-         StringHeapBytes(key_capacity) + RowsBytes(rows);
+  // slot in the table, the key's heap buffer, the rows and their encoding
+  // (make_shared's control block and string object, and its buffer).
+  size_t bytes = sizeof(KeyMap::value_type) + kAllocOverhead +
+                 kTableBytesPerEntry + StringHeapBytes(key_capacity) +
+                 RowsBytes(rows);
+  if (wire != nullptr) {
+    bytes += sizeof(std::string) + 2 * sizeof(long) + sizeof(void*) +
+             kAllocOverhead + StringHeapBytes(wire->capacity());
+  }
+  return bytes;
 }
 
-size_t RowCache::EntryBytes(absl::string_view key, const CachedRows& rows) {
-  return NodeBytes(key.size(), rows);
+size_t RowCache::EntryBytes(absl::string_view key, const CachedRows& rows,
+                            const CachedWire& wire) {
+  return NodeBytes(key.size(), rows, wire);
 }
 
-RowCache::RowCache(Options options) : max_bytes_(options.max_bytes) {
+CachedWire RowCache::Encode(const storage::Entity& entity,
+                            const CachedRows& rows) const {
+  if (!encode_row_ || rows == nullptr || rows->size() != 1) return nullptr;
+  return std::make_shared<const std::string>(
+      encode_row_(entity, rows->front()));
+}
+
+RowCache::RowCache(Options options)
+    : max_bytes_(options.max_bytes),
+      encode_row_(std::move(options.encode_row)) {
   const size_t shards =
       RoundUpToPowerOfTwo(static_cast<size_t>(std::max(1, options.shards)));
   shard_mask_ = shards - 1;
@@ -232,7 +250,8 @@ void RowCache::PushFrontLocked(Shard& shard, Node& node) {
 }
 
 RowCache::Answer RowCache::Lookup(const storage::Entity& entity,
-                                  absl::string_view key, CachedRows* rows) {
+                                  absl::string_view key, CachedRows* rows,
+                                  CachedWire* wire) {
   if (!live_.load(std::memory_order_acquire)) {
     bypassed_.fetch_add(1, std::memory_order_relaxed);
     return Answer::kUnknown;
@@ -260,6 +279,7 @@ RowCache::Answer RowCache::Lookup(const storage::Entity& entity,
   ++shard.hits;
   if (node.rows == nullptr) return Answer::kMissing;
   *rows = node.rows;
+  if (wire != nullptr) *wire = node.wire;
   return Answer::kRows;
 }
 
@@ -283,16 +303,18 @@ bool RowCache::EraseLocked(Shard& shard, Slot slot, absl::string_view key) {
 }
 
 bool RowCache::InstallLocked(Shard& shard, Slot slot, absl::string_view key,
-                             CachedRows rows) {
+                             CachedRows rows, CachedWire wire) {
   if (rows != nullptr && rows->empty()) rows = nullptr;
+  if (rows == nullptr) wire = nullptr;
   EraseLocked(shard, slot, key);
   KeyMap& map = shard.maps[slot];
   auto [it, inserted] = map.try_emplace(std::string(key));
   Node& node = it->second;
   node.slot = slot;
   node.key = &it->first;
-  node.bytes = NodeBytes(it->first.capacity(), rows);
+  node.bytes = NodeBytes(it->first.capacity(), rows, wire);
   node.rows = std::move(rows);
+  node.wire = std::move(wire);
   if (node.bytes > shard_bytes_) {
     // Larger than a whole shard may hold: not cached.
     map.erase(it);
@@ -326,6 +348,8 @@ bool RowCache::InstallLocked(Shard& shard, Slot slot, absl::string_view key,
 bool RowCache::Install(const FillToken& token, const storage::Entity& entity,
                        absl::string_view key, CachedRows rows) {
   if (!token.valid) return false;
+  // Before the lock: encoding a row is the slow part of an install.
+  CachedWire wire = Encode(entity, rows);
   Shard& shard = ShardFor(key);
   storage::MutexLock lock(&shard.mu);
   // The binding is read under the shard's lock (see Rebind): rows read in
@@ -339,13 +363,14 @@ bool RowCache::Install(const FillToken& token, const storage::Entity& entity,
     ++shard.refused;
     return false;
   }
-  return InstallLocked(shard, slot, key, std::move(rows));
+  return InstallLocked(shard, slot, key, std::move(rows), std::move(wire));
 }
 
 void RowCache::PutWritten(const FillToken& token, const storage::Entity& entity,
                           absl::string_view key, CachedRows rows) {
   const Slot named = SlotNamed(entity);
   if (named == kNoSlot) return;
+  CachedWire wire = token.valid ? Encode(entity, rows) : nullptr;
   Shard& shard = ShardFor(key);
   storage::MutexLock lock(&shard.mu);
   // Another invalidation since the write began may be a later commit of the
@@ -359,7 +384,7 @@ void RowCache::PutWritten(const FillToken& token, const storage::Entity& entity,
     ++shard.refused;
     return;
   }
-  InstallLocked(shard, named, key, std::move(rows));
+  InstallLocked(shard, named, key, std::move(rows), std::move(wire));
 }
 
 void RowCache::Invalidate(const storage::Entity& entity,

@@ -51,6 +51,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -71,6 +72,11 @@ namespace rowgate::loader {
 
 // The rows a primary key has: one, shared by every answer that uses it.
 using CachedRows = std::shared_ptr<const std::vector<storage::Row>>;
+// A cached row already encoded as answers carry it (Options::encode_row).
+using CachedWire = std::shared_ptr<const std::string>;
+// Encodes one row of an entity; see Options::encode_row.
+using RowEncoder =
+    std::function<std::string(const storage::Entity&, const storage::Row&)>;
 
 struct RowCacheStats {
   uint64_t hits = 0;    // keys answered from the cache (rows or missing)
@@ -101,6 +107,13 @@ class RowCache final : public storage::ChangeListener {
     // Rounded up to a power of two. More shards: less contention and fewer
     // fills refused by an unrelated key's invalidation.
     int shards = 64;
+    // Null, or how answers carry a row in their default form (for rowgate:
+    // a serialized rowgate.v1.Row with every column). With it, each entry
+    // of one row also holds its encoding, made once when it is installed,
+    // so a hit's answer need not build the row again; its bytes count
+    // towards max_bytes. Called on the installing thread, outside every
+    // lock; must be thread-safe.
+    RowEncoder encode_row;
   };
 
   explicit RowCache(Options options);
@@ -137,10 +150,12 @@ class RowCache final : public storage::ChangeListener {
 
   // What the cache knows of one key.
   enum class Answer { kUnknown, kRows, kMissing };
-  // kRows sets `*rows`. kUnknown for an entity not cached, a key not held,
-  // or while the feed is not live. Counts a hit or a miss. Never blocks.
+  // kRows sets `*rows`, and `*wire` (when not null) to the row's encoding
+  // if the entry has one (Options::encode_row). kUnknown for an entity not
+  // cached, a key not held, or while the feed is not live. Counts a hit or
+  // a miss. Never blocks.
   Answer Lookup(const storage::Entity& entity, absl::string_view key,
-                CachedRows* rows);
+                CachedRows* rows, CachedWire* wire = nullptr);
 
   // Captures the invalidation sequence: call before the fill's statement
   // is sent.
@@ -175,8 +190,10 @@ class RowCache final : public storage::ChangeListener {
   bool live() const { return live_.load(std::memory_order_acquire); }
   RowCacheStats Stats() const;
 
-  // The bytes an entry for `key` holding `rows` is accounted (for tests).
-  static size_t EntryBytes(absl::string_view key, const CachedRows& rows);
+  // The bytes an entry for `key` holding `rows` (and `wire`) is accounted
+  // (for tests).
+  static size_t EntryBytes(absl::string_view key, const CachedRows& rows,
+                           const CachedWire& wire = nullptr);
 
  private:
   // A cached table's index into slot_names_.
@@ -195,6 +212,7 @@ class RowCache final : public storage::ChangeListener {
     Slot slot = kNoSlot;
     const std::string* key = nullptr;  // the map's own key
     CachedRows rows;                   // null: known missing
+    CachedWire wire;                   // null: not encoded
     size_t bytes = 0;
     // Looked up since installed or since eviction last passed it over. A
     // new entry is not: one never looked up again goes first.
@@ -222,7 +240,11 @@ class RowCache final : public storage::ChangeListener {
     uint64_t invalidations ABSL_GUARDED_BY(mu) = 0;
   };
 
-  static size_t NodeBytes(size_t key_capacity, const CachedRows& rows);
+  static size_t NodeBytes(size_t key_capacity, const CachedRows& rows,
+                          const CachedWire& wire);
+  // The encoding of `rows` when it is one row and there is an encoder.
+  CachedWire Encode(const storage::Entity& entity,
+                    const CachedRows& rows) const;
   // Shards by key only: a shard's lock then also orders a reader's look at
   // the binding against Rebind's clearing of that shard.
   Shard& ShardFor(absl::string_view key);
@@ -246,13 +268,15 @@ class RowCache final : public storage::ChangeListener {
   void PushFrontLocked(Shard& shard, Node& node)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   bool InstallLocked(Shard& shard, Slot slot, absl::string_view key,
-                     CachedRows rows) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+                     CachedRows rows, CachedWire wire)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   // Empties every shard (all tables, or only `slot`) and refuses fills
   // captured before now.
   void ClearShards(Slot slot);
   void InvalidateSlot(Slot slot, const std::vector<std::string>& keys);
 
   const size_t max_bytes_;
+  const RowEncoder encode_row_;
   size_t shard_bytes_ = 0;
   size_t shard_mask_ = 0;
   std::unique_ptr<Shard[]> shards_;

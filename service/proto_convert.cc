@@ -221,6 +221,21 @@ void RowToProto(const storage::Entity& entity, const storage::Row& row,
   }
 }
 
+std::string EncodeRowWithAllColumns(const storage::Entity& entity,
+                                    const storage::Row& row) {
+  v1::Row out;
+  auto* fields = out.mutable_fields();
+  for (size_t c = 0; c < entity.columns.size(); ++c) {
+    ValueToProto(row[c], &(*fields)[entity.columns[c].name]);
+  }
+  return out.SerializeAsString();
+}
+
+void AppendEncodedRow(const std::string& encoded, v1::KeyResult* out) {
+  out->GetReflection()->MutableUnknownFields(out)->AddLengthDelimited(
+      v1::KeyResult::kRowsFieldNumber, encoded);
+}
+
 void RowToValueList(const storage::Row& row, const std::vector<int>& columns,
                     v1::ValueRow* out) {
   auto* values = out->mutable_values();

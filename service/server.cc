@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "service/log.h"
 #include "service/memory_backend.h"
+#include "service/proto_convert.h"
 #include "storage/mutex.h"
 
 namespace rowgate::service {
@@ -395,8 +396,9 @@ absl::Status Server::StartCache(const ServerOptions& options) {
       chosen.push_back(e);
     }
   }
-  auto cache = std::make_unique<loader::RowCache>(
-      loader::RowCache::Options{.max_bytes = c.max_bytes});
+  loader::RowCache::Options cache_options{.max_bytes = c.max_bytes};
+  if (c.encoded_rows) cache_options.encode_row = EncodeRowWithAllColumns;
+  auto cache = std::make_unique<loader::RowCache>(std::move(cache_options));
   std::vector<std::string> names;
   for (const storage::Entity* e : chosen) {
     if (absl::Status why = loader::RowCache::Cacheable(*e); !why.ok()) {

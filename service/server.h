@@ -94,6 +94,9 @@ struct CacheOptions {
   // Entity names, or {"*"} for every entity; empty: no cache.
   std::vector<std::string> entities;
   size_t max_bytes = 64 << 20;
+  // Each cached row is kept encoded too (loader::RowCache::Options::
+  // encode_row): faster hits, more bytes per entry.
+  bool encoded_rows = true;
   // The feed stops vouching for the cache (every lookup goes to PostgreSQL)
   // while it is this far behind.
   absl::Duration max_lag = absl::Seconds(5);

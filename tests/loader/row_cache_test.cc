@@ -176,6 +176,8 @@ struct Answer {
   std::thread::id thread;
   absl::Status status;
   std::vector<std::string> labels;
+  // Per key: the cache's encoding of its row, or "<none>".
+  std::vector<std::string> wires;
 
   LoadCallback Callback() {
     return [this](absl::StatusOr<LoadResult> result) {
@@ -185,6 +187,12 @@ struct Answer {
       if (result.ok()) {
         for (const auto* rows : result->rows_per_key) {
           labels.push_back(LabelOf(rows));
+        }
+        for (size_t i = 0; i < result->rows_per_key.size(); ++i) {
+          wires.push_back(i < result->wire_per_key.size() &&
+                                  result->wire_per_key[i] != nullptr
+                              ? *result->wire_per_key[i]
+                              : "<none>");
         }
       }
       done = true;
@@ -307,6 +315,64 @@ TEST_F(RowCacheTest, AccountsHeapCapacityOfKeysAndValues) {
   cache.Invalidate(*things_, {"1", "2", long_key});
   EXPECT_EQ(cache.Stats().bytes, 0u);
   EXPECT_EQ(cache.Stats().entries, 0u);
+}
+
+// A stand-in for the service's encoder: the table's name and the label.
+std::string EncodeForTest(const storage::Entity& entity,
+                          const storage::Row& row) {
+  return absl::StrCat(entity.name, ":", std::get<std::string>(row[1]));
+}
+
+// With an encoder, an entry of one row keeps its encoding (made when it is
+// installed or written), counted in the bound; a missing key has none, and
+// without an encoder nothing is encoded.
+TEST_F(RowCacheTest, EncodedRowIsKeptBesideTheRowAndCounted) {
+  RowCache cache({.max_bytes = 1 << 20, .encode_row = EncodeForTest});
+  cache.Enable(things_);
+  cache.OnLive(1);
+  const CachedRows row = RowOf(1, std::string(100, 'a'));
+  ASSERT_TRUE(cache.Install(cache.BeginFill(), *things_, "1", row));
+  ASSERT_TRUE(cache.Install(cache.BeginFill(), *things_, "2", nullptr));
+  CachedRows rows;
+  CachedWire wire;
+  ASSERT_EQ(cache.Lookup(*things_, "1", &rows, &wire), RowCache::Answer::kRows);
+  ASSERT_NE(wire, nullptr);
+  EXPECT_EQ(*wire, "things:" + std::string(100, 'a'));
+  EXPECT_GE(RowCache::EntryBytes("1", row, wire),
+            RowCache::EntryBytes("1", row) + 100);
+  EXPECT_EQ(cache.Stats().bytes, RowCache::EntryBytes("1", row, wire) +
+                                     RowCache::EntryBytes("2", nullptr));
+  EXPECT_EQ(cache.Lookup(*things_, "2", &rows, &wire),
+            RowCache::Answer::kMissing);
+
+  cache.PutWritten(cache.BeginFill(), *things_, "1", RowOf(1, "written"));
+  ASSERT_EQ(cache.Lookup(*things_, "1", &rows, &wire), RowCache::Answer::kRows);
+  ASSERT_NE(wire, nullptr);
+  EXPECT_EQ(*wire, "things:written");
+
+  RowCache plain({.max_bytes = 1 << 20});
+  plain.Enable(things_);
+  plain.OnLive(1);
+  ASSERT_TRUE(plain.Install(plain.BeginFill(), *things_, "1", row));
+  wire = nullptr;
+  ASSERT_EQ(plain.Lookup(*things_, "1", &rows, &wire), RowCache::Answer::kRows);
+  EXPECT_EQ(wire, nullptr);
+  EXPECT_EQ(plain.Stats().bytes, RowCache::EntryBytes("1", row));
+}
+
+// Encoded entries keep the cache under its bound however many keys come.
+TEST_F(RowCacheTest, EncodedEntriesStayUnderTheBound) {
+  constexpr size_t kBound = 64 << 10;
+  RowCache cache(
+      {.max_bytes = kBound, .shards = 4, .encode_row = EncodeForTest});
+  cache.Enable(things_);
+  cache.OnLive(1);
+  for (int i = 0; i < 20000; ++i) {
+    cache.Install(cache.BeginFill(), *things_, absl::StrCat(i),
+                  RowOf(i, std::string(40, 'x')));
+    ASSERT_LE(cache.Stats().bytes, kBound);
+  }
+  EXPECT_GT(cache.Stats().evictions, 0u);
 }
 
 // An entry larger than a shard's share is not cached at all.
@@ -654,6 +720,30 @@ TEST_F(CachedLoaderTest, AllHitsAreAnsweredInlineWithoutTheExecutor) {
   EXPECT_EQ(executor_.runs(), runs);
   loader.Cancel(ticket, absl::CancelledError("nothing to cancel"));
   executor_.SetOpen(true);
+}
+
+// Hits carry the cache's encoding of their rows to the caller; keys fetched
+// from the table (this time) and missing keys carry none.
+TEST_F(CachedLoaderTest, HitsCarryTheirEncodedRows) {
+  RowCache cache({.max_bytes = 1 << 20, .encode_row = EncodeForTest});
+  cache.Enable(things_);
+  cache.OnLive(1);
+  Loader::Options options;
+  options.cache = &cache;
+  Loader loader(options, executor_);
+  LoadNow(loader, {"1", "2"});
+  Answer answer;
+  loader.Load({things_, 0, {"2", "3", "99", "1"}}, answer.Callback());
+  answer.Wait();
+  ASSERT_TRUE(answer.status.ok()) << answer.status;
+  EXPECT_THAT(answer.labels, ElementsAre("v1-2", "v1-3", "<missing>", "v1-1"));
+  EXPECT_THAT(answer.wires,
+              ElementsAre("things:v1-2", "<none>", "<none>", "things:v1-1"));
+  executor_.AwaitIdle();
+  Answer all_hits;
+  loader.Load({things_, 0, {"3", "1"}}, all_hits.Callback());
+  ASSERT_TRUE(all_hits.Done());
+  EXPECT_THAT(all_hits.wires, ElementsAre("things:v1-3", "things:v1-1"));
 }
 
 // A partly cached lookup fetches only the keys the cache lacks, and answers

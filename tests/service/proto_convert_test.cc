@@ -7,6 +7,8 @@
 #include <cmath>
 #include <limits>
 
+#include "google/protobuf/util/message_differencer.h"
+
 namespace rowgate::service {
 namespace {
 
@@ -84,6 +86,46 @@ TEST(ProtoConvertTest, AbbreviateBoundsLongTextOnACharacterBoundary) {
   const std::string mixed = std::string(63, 'a') + "\xc3\xa9" + "tail";
   EXPECT_EQ(storage::Abbreviate(mixed).substr(0, 64),
             std::string(63, 'a') + "\xe2");
+}
+
+// A row the row cache answers from its encoding reads, once parsed, as the
+// same KeyResult as one built from the row (every kind of value, null too),
+// and as the only row even when serialized inside a larger answer.
+TEST(ProtoConvertTest, EncodedRowAnswersLikeTheRowItself) {
+  storage::Entity entity;
+  const char* names[] = {"id", "name", "score", "active", "blob", "at", "gone"};
+  for (const char* name : names) {
+    storage::Column column;
+    column.name = name;
+    entity.columns.push_back(column);
+  }
+  const storage::Row row = {int64_t{7},
+                            std::string("Ann \xc5\xbd"),
+                            2.5,
+                            true,
+                            storage::Bytes{std::string("\0\1", 2)},
+                            storage::Timestamp{1700000000123456},
+                            std::monostate{}};
+  v1::BatchGetResponse built, encoded;
+  for (v1::BatchGetResponse* response : {&built, &encoded}) {
+    v1::KeyResult* result = response->add_results();
+    result->mutable_key()->set_int64_value(7);
+    result->set_found(true);
+    if (response == &built) {
+      RowToProto(entity, row, AllColumns(entity), result->add_rows());
+    } else {
+      AppendEncodedRow(EncodeRowWithAllColumns(entity, row), result);
+    }
+    response->add_results()->set_found(false);
+  }
+  v1::BatchGetResponse parsed;
+  ASSERT_TRUE(parsed.ParseFromString(encoded.SerializeAsString()));
+  ASSERT_EQ(parsed.results_size(), 2);
+  ASSERT_EQ(parsed.results(0).rows_size(), 1);
+  EXPECT_EQ(parsed.results(0).rows(0).fields().size(), 7u);
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(parsed, built))
+      << "encoded: " << parsed.ShortDebugString()
+      << "\nbuilt:   " << built.ShortDebugString();
 }
 
 }  // namespace
