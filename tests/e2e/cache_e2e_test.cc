@@ -387,20 +387,19 @@ TEST_F(CacheTest, AdminClearCache) {
 // Cached answers (hits, partial hits, missing keys, projections, rows
 // primed by Page and by key_column lookups) equal an uncached rowgate's
 // answers byte for byte.
-TEST_F(CacheTest, CachedAnswersEqualTheDatabasesByteForByte) {
-  std::unique_ptr<RowgateProcess> plain =
-      RowgateProcess::Start({absl::StrCat("--schema=", kSchema)});
-  ASSERT_NE(plain, nullptr);
-  Client uncached(plain->NewChannel());
+// Lookups of every shape (projections, lists, duplicates, missing keys,
+// partly cached), each three times (a miss, then hits): `cached` answers
+// them byte for byte as `uncached` does.
+void ExpectAnswersEqualUncached(Client& cached, Client& uncached) {
   // Prime by Page and by a one-to-many lookup.
   v1::PageRequest page;
   page.set_entity("items");
   page.set_page_size(40);
   v1::PageResponse paged;
-  ASSERT_THAT(client().Page(page, &paged), IsOk());
+  ASSERT_THAT(cached.Page(page, &paged), IsOk());
   v1::BatchGetResponse by_owner;
   ASSERT_THAT(
-      client().BatchGet(BatchGetRequest("items", {Int(1)}, "owner"), &by_owner),
+      cached.BatchGet(BatchGetRequest("items", {Int(1)}, "owner"), &by_owner),
       IsOk());
   v1::BatchGetRequest as_lists =
       BatchGetRequest("items", {Int(8), Int(999999), Int(9)}, "", {"n", "at"});
@@ -413,11 +412,13 @@ TEST_F(CacheTest, CachedAnswersEqualTheDatabasesByteForByte) {
       BatchGetRequest("items", {Int(999999), Int(98)}),
       // Primed by the key_column lookup above (owner 1: ids 1, 4, 7, ...).
       BatchGetRequest("items", {Int(97), Int(94), Int(91)}, "", {"id", "n"}),
+      // Partly cached (the Page primed 1 to 40): hits and misses mixed.
+      BatchGetRequest("items", {Int(2), Int(77), Int(10), Int(78)}),
   };
   for (int round = 0; round < 3; ++round) {  // miss, then hits
     for (const v1::BatchGetRequest& request : requests) {
       v1::BatchGetResponse a, b;
-      ASSERT_THAT(client().BatchGet(request, &a), IsOk());
+      ASSERT_THAT(cached.BatchGet(request, &a), IsOk());
       ASSERT_THAT(uncached.BatchGet(request, &b), IsOk());
       EXPECT_TRUE(Bytes(a) == Bytes(b))
           << request.ShortDebugString()
@@ -425,8 +426,31 @@ TEST_F(CacheTest, CachedAnswersEqualTheDatabasesByteForByte) {
           << "\nuncached: " << b.ShortDebugString().substr(0, 2000);
     }
   }
-  EXPECT_GT(CacheStats(client()).hits(), 10u);
+  EXPECT_GT(CacheStats(cached).hits(), 10u);
   EXPECT_FALSE(CacheStats(uncached).enabled());
+}
+
+TEST_F(CacheTest, CachedAnswersEqualTheDatabasesByteForByte) {
+  std::unique_ptr<RowgateProcess> plain =
+      RowgateProcess::Start({absl::StrCat("--schema=", kSchema)});
+  ASSERT_NE(plain, nullptr);
+  Client uncached(plain->NewChannel());
+  ExpectAnswersEqualUncached(client(), uncached);
+}
+
+// The same without each row's encoding kept (hits build their rows again).
+TEST_F(CacheTest, RowsOnlyCacheAnswersEqualTheDatabasesByteForByte) {
+  std::unique_ptr<RowgateProcess> plain =
+      RowgateProcess::Start({absl::StrCat("--schema=", kSchema)});
+  ASSERT_NE(plain, nullptr);
+  std::unique_ptr<RowgateProcess> rows_only = RowgateProcess::Start(
+      {absl::StrCat("--schema=", kSchema), "--cache_entities=items",
+       "--cache_encoded_rows=false", "--cache_max_lag_ms=2000"});
+  ASSERT_NE(rows_only, nullptr);
+  Client uncached(plain->NewChannel());
+  Client cached(rows_only->NewChannel());
+  ASSERT_TRUE(AwaitLive(cached)) << rows_only->OutputTail();
+  ExpectAnswersEqualUncached(cached, uncached);
 }
 
 // A database role without the REPLICATION attribute: rowgate says why at
