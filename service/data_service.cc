@@ -10,6 +10,7 @@
 #include "service/includes.h"
 #include "service/memory_backend.h"
 #include "service/proto_convert.h"
+#include "service/row_wire.h"
 #include "service/worker_call.h"
 #include "service/write_ops.h"
 #include "storage/composite_key.h"
@@ -182,8 +183,14 @@ void DataServiceImpl::FillResponse(const PreparedLookup& lookup,
       continue;
     }
     for (const storage::Row& row : *rows) {
+      // Written straight into the wire format (row_wire.h): no message per
+      // row, no map per row.
       if (as_list) {
-        RowToValueList(row, lookup.columns, out->add_value_rows());
+        AppendValueRowWire(row, lookup.columns, AddValueRowWire(out));
+        continue;
+      }
+      if (lookup.includes == nullptr) {
+        AppendRowWire(*lookup.entity, row, lookup.columns, AddRowWire(out));
         continue;
       }
       v1::Row* out_row = out->add_rows();

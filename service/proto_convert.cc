@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "service/row_wire.h"
 #include "storage/composite_key.h"
 
 namespace rowgate::service {
@@ -89,16 +90,11 @@ void ValueToProto(const storage::Value& value, v1::Value* out) {
       out->set_bytes_value(std::get<storage::Bytes>(value).data);
       break;
     case 6: {
-      const int64_t micros = std::get<storage::Timestamp>(value).micros;
-      int64_t seconds = micros / 1000000;
-      int64_t rem = micros % 1000000;
-      if (rem < 0) {
-        rem += 1000000;
-        --seconds;
-      }
+      const TimestampParts t =
+          SplitMicros(std::get<storage::Timestamp>(value).micros);
       auto* ts = out->mutable_timestamp_value();
-      ts->set_seconds(seconds);
-      ts->set_nanos(static_cast<int32_t>(rem * 1000));
+      ts->set_seconds(t.seconds);
+      ts->set_nanos(t.nanos);
       break;
     }
   }
@@ -223,17 +219,13 @@ void RowToProto(const storage::Entity& entity, const storage::Row& row,
 
 std::string EncodeRowWithAllColumns(const storage::Entity& entity,
                                     const storage::Row& row) {
-  v1::Row out;
-  auto* fields = out.mutable_fields();
-  for (size_t c = 0; c < entity.columns.size(); ++c) {
-    ValueToProto(row[c], &(*fields)[entity.columns[c].name]);
-  }
-  return out.SerializeAsString();
+  std::string encoded;
+  AppendRowWire(entity, row, AllColumns(entity), &encoded);
+  return encoded;
 }
 
 void AppendEncodedRow(const std::string& encoded, v1::KeyResult* out) {
-  out->GetReflection()->MutableUnknownFields(out)->AddLengthDelimited(
-      v1::KeyResult::kRowsFieldNumber, encoded);
+  AddRowWire(out)->assign(encoded);
 }
 
 void RowToValueList(const storage::Row& row, const std::vector<int>& columns,
