@@ -117,7 +117,6 @@ absl::StatusOr<PreparedLookup> DataServiceImpl::PrepareLookup(
       ResolveColumns(**entity, request.columns());
   if (!columns.ok()) return columns.status();
   lookup.columns = std::move(*columns);
-  lookup.all_columns = request.columns().empty();
   if (!v1::RowFormat_IsValid(request.row_format())) {
     return absl::InvalidArgumentError(absl::StrCat(
         "row_format ", request.row_format(),
@@ -168,7 +167,7 @@ void DataServiceImpl::FillResponse(const PreparedLookup& lookup,
   }
   // Rows the cache holds encoded are answered with those bytes: the same
   // row (every column, as a map), without building it again.
-  const bool encoded_rows_answer = !as_list && lookup.all_columns &&
+  const bool encoded_rows_answer = !as_list && request.columns().empty() &&
                                    lookup.includes == nullptr &&
                                    !result.wire_per_key.empty();
   response->mutable_results()->Reserve(request.keys_size());
@@ -179,7 +178,7 @@ void DataServiceImpl::FillResponse(const PreparedLookup& lookup,
     out->set_found(rows != nullptr && !rows->empty());
     if (rows == nullptr) continue;
     if (encoded_rows_answer && result.wire_per_key[i] != nullptr) {
-      AppendEncodedRow(*result.wire_per_key[i], out);
+      AddRowWire(out)->assign(*result.wire_per_key[i]);
       continue;
     }
     for (const storage::Row& row : *rows) {

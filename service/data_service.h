@@ -63,8 +63,6 @@ struct DataServiceOptions {
 struct PreparedLookup {
   const storage::Entity* entity = nullptr;
   std::vector<int> columns;
-  // Every column, in the table's order (no projection asked).
-  bool all_columns = false;
   loader::LoadRequest load;
   // The request's includes (also in load.includes, which StartLookup
   // consumes); FillResponse writes what they found.

@@ -224,10 +224,6 @@ std::string EncodeRowWithAllColumns(const storage::Entity& entity,
   return encoded;
 }
 
-void AppendEncodedRow(const std::string& encoded, v1::KeyResult* out) {
-  AddRowWire(out)->assign(encoded);
-}
-
 void RowToValueList(const storage::Row& row, const std::vector<int>& columns,
                     v1::ValueRow* out) {
   auto* values = out->mutable_values();

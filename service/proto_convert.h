@@ -77,16 +77,12 @@ void RowToValueList(const storage::Row& row, const std::vector<int>& columns,
 // Writes the `columns` of `row` into `out`.
 void RowToProto(const storage::Entity& entity, const storage::Row& row,
                 const std::vector<int>& columns, v1::Row* out);
-// `row` with every column, serialized as a v1::Row: what the row cache keeps
-// beside each cached row (loader::RowCache::Options::encode_row), so that
-// AppendEncodedRow can answer a hit without building the row again.
+// `row` with every column, serialized as a v1::Row (row_wire.h): what the
+// row cache keeps beside each cached row (loader::RowCache::Options::
+// encode_row), so that a hit is answered with AddRowWire(out)->assign(...)
+// without writing the row again.
 std::string EncodeRowWithAllColumns(const storage::Entity& entity,
                                     const storage::Row& row);
-// Appends a row EncodeRowWithAllColumns made to `out`'s rows. It is written
-// as the serialized field itself (an unknown field of `out` until parsed):
-// on the wire, and to every client, the same as a row added by RowToProto;
-// only `out->rows()` does not show it. For answers about to be serialized.
-void AppendEncodedRow(const std::string& encoded, v1::KeyResult* out);
 
 void DescribeEntity(const storage::Entity& entity, v1::EntityDescription* out);
 

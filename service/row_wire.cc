@@ -3,6 +3,7 @@
 #include <cstring>
 #include <variant>
 
+#include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "google/protobuf/unknown_field_set.h"
 #include "google/protobuf/wire_format_lite.h"
@@ -24,24 +25,14 @@ static_assert(v1::Value::kTimestampValueFieldNumber < 16 &&
                   v1::KeyResult::kValueRowsFieldNumber < 16,
               "a tag of more than one byte");
 
-size_t VarintSize(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
+using google::protobuf::io::CodedOutputStream;
+
+size_t VarintSize(uint64_t v) { return CodedOutputStream::VarintSize64(v); }
 
 void PutVarint(uint64_t v, std::string* out) {
-  char buffer[10];
-  size_t n = 0;
-  while (v >= 0x80) {
-    buffer[n++] = static_cast<char>(v | 0x80);
-    v >>= 7;
-  }
-  buffer[n++] = static_cast<char>(v);
-  out->append(buffer, n);
+  uint8_t buffer[10];
+  const uint8_t* end = CodedOutputStream::WriteVarint64ToArray(v, buffer);
+  out->append(reinterpret_cast<const char*>(buffer), end - buffer);
 }
 
 // A length-delimited field's tag, length and bytes.

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "google/protobuf/util/message_differencer.h"
+#include "service/row_wire.h"
 
 namespace rowgate::service {
 namespace {
@@ -114,7 +115,7 @@ TEST(ProtoConvertTest, EncodedRowAnswersLikeTheRowItself) {
     if (response == &built) {
       RowToProto(entity, row, AllColumns(entity), result->add_rows());
     } else {
-      AppendEncodedRow(EncodeRowWithAllColumns(entity, row), result);
+      AddRowWire(result)->assign(EncodeRowWithAllColumns(entity, row));
     }
     response->add_results()->set_found(false);
   }
