@@ -105,7 +105,7 @@ class StreamBatchGetReactor final
       grpc::ByteBuffer raw;
       SerializeRaw(answer, &raw);
       storage::MutexLock lock(&mu_);
-      EnqueueLocked(std::move(raw));
+      EnqueueLocked(&raw);
       ReadNextLocked();
       return;
     }
@@ -205,7 +205,7 @@ class StreamBatchGetReactor final
       storage::MutexLock lock(&mu_);
       inflight_.erase(serial);
       --active_;
-      EnqueueLocked(std::move(raw));
+      EnqueueLocked(&raw);
       if (read_paused_) ReadNextLocked();
       MaybeFinishLocked();
       // OnDone may have come already (a cancelled stream finishes without
@@ -229,10 +229,17 @@ class StreamBatchGetReactor final
     StartRead(&incoming_);
   }
 
-  void EnqueueLocked(grpc::ByteBuffer answer)
+  // Takes `answer`'s slices, leaving it empty. grpc::ByteBuffer has no move
+  // constructor: std::move would copy it, sharing the slices with a copy the
+  // caller then drops on its own thread, after gRPC may already have written
+  // and released ours. gRPC's slice refcounts order that, but they live in
+  // an uninstrumented libgrpc, so TSAN saw the last unref free bytes another
+  // thread had read (a report from StreamsCancelledWhileAnswersArrive). One
+  // owner per answer: no shared refcount, and one copy and unref less.
+  void EnqueueLocked(grpc::ByteBuffer* answer)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (broken_ || finished_) return;
-    writes_.push_back(std::move(answer));
+    writes_.emplace_back().Swap(answer);
     if (!writing_) {
       writing_ = true;
       WriteFrontLocked();
