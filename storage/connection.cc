@@ -243,9 +243,14 @@ absl::string_view QueryResult::text(int row, int column) const {
 void QueryResult::VisitRow(
     int row,
     absl::FunctionRef<void(int, absl::string_view, bool)> visit) const {
+  // One iterator, moved along the row: each pqxx::row, field and iterator
+  // holds a copy of the result (two shared_ptr), so building end() per cell,
+  // as `it != cells.end()` in the loop did, cost four atomic operations per
+  // cell.
   const pqxx::row cells = rep_->result[row];
-  int column = 0;
-  for (auto it = cells.begin(); it != cells.end(); ++it, ++column) {
+  const int columns = static_cast<int>(cells.size());
+  auto it = cells.begin();
+  for (int column = 0; column < columns; ++column, ++it) {
     visit(column, absl::string_view(it->c_str(), it->size()), it->is_null());
   }
 }
