@@ -704,35 +704,72 @@ void DataServiceImpl::PageWithIncludes(
     std::vector<int> columns,
     std::shared_ptr<const std::vector<loader::IncludePlan>> includes) {
   const absl::Time deadline = DeadlineOf(context);
-  absl::Status queued = pool_->TryPost(
-      [this, call, entity, deadline, query = std::move(query),
-       columns = std::move(columns),
-       includes = std::move(includes)](storage::Connection& conn) mutable {
-        conn.set_deadline(deadline);
-        absl::StatusOr<storage::PageResult> fetched =
-            storage::FetchPage(conn, *entity, query);
-        if (!fetched.ok()) return call->Reply(fetched.status());
-        auto page = std::make_shared<storage::PageResult>(std::move(*fetched));
-        std::vector<const storage::Row*> rows;
-        for (const storage::Row& row : page->rows) rows.push_back(&row);
-        // Never blocks: the walk's lookups run on other workers (or this
-        // one, once this task returns).
-        loader::IncludeWalk::Start(
-            *loader_, includes, *entity, std::move(rows), deadline,
-            [call, entity, page, includes, columns = std::move(columns)](
-                absl::StatusOr<loader::IncludeResult> included) {
-              if (!included.ok()) return call->Reply(included.status());
-              v1::PageResponse* response = call->response();
-              for (const storage::Row& row : page->rows) {
-                v1::Row* out = response->add_rows();
-                RowToProto(*entity, row, columns, out);
-                AttachIncluded(*includes, included->includes, *entity, row,
-                               out);
-              }
-              response->set_next_page_token(page->next_page_token);
-              call->Reply(absl::OkStatus());
-            });
-      });
+  // The walk, once started, for the call's OnCancel: a cancelled Page stops
+  // its lookups instead of leaving them to run for nobody.
+  auto walking = std::make_shared<IncludeCall>();
+  call->set_on_cancel([walking, context] {
+    const absl::Status status = CancellationStatus(context);
+    std::shared_ptr<loader::IncludeWalk> walk;
+    {
+      storage::MutexLock lock(&walking->mu);
+      if (walking->finished) return;
+      walking->cancelled = status;
+      walk = walking->walk;
+    }
+    if (walk != nullptr) walk->Cancel(status);
+  });
+  absl::Status queued = pool_->TryPost([this, call, entity, deadline, walking,
+                                        query = std::move(query),
+                                        columns = std::move(columns),
+                                        includes = std::move(includes)](
+                                           storage::Connection& conn) mutable {
+    conn.set_deadline(deadline);
+    absl::StatusOr<storage::PageResult> fetched =
+        storage::FetchPage(conn, *entity, query);
+    if (!fetched.ok()) return call->Reply(fetched.status());
+    {
+      storage::MutexLock lock(&walking->mu);
+      if (walking->cancelled.has_value()) {
+        walking->finished = true;
+        const absl::Status status = *walking->cancelled;
+        return call->Reply(status);
+      }
+    }
+    auto page = std::make_shared<storage::PageResult>(std::move(*fetched));
+    std::vector<const storage::Row*> rows;
+    for (const storage::Row& row : page->rows) rows.push_back(&row);
+    // Never blocks: the walk's lookups run on other workers (or this
+    // one, once this task returns).
+    std::shared_ptr<loader::IncludeWalk> walk = loader::IncludeWalk::Start(
+        *loader_, includes, *entity, std::move(rows), deadline,
+        [call, entity, page, includes, walking, columns = std::move(columns)](
+            absl::StatusOr<loader::IncludeResult> included) {
+          {
+            storage::MutexLock lock(&walking->mu);
+            walking->finished = true;
+            walking->walk = nullptr;
+          }
+          if (!included.ok()) return call->Reply(included.status());
+          v1::PageResponse* response = call->response();
+          for (const storage::Row& row : page->rows) {
+            v1::Row* out = response->add_rows();
+            RowToProto(*entity, row, columns, out);
+            AttachIncluded(*includes, included->includes, *entity, row, out);
+          }
+          response->set_next_page_token(page->next_page_token);
+          call->Reply(absl::OkStatus());
+        });
+    // OnCancel may have come while the walk was starting.
+    std::optional<absl::Status> cancelled;
+    {
+      storage::MutexLock lock(&walking->mu);
+      if (!walking->finished) {
+        walking->walk = walk;
+        cancelled = walking->cancelled;
+      }
+    }
+    if (cancelled.has_value()) walk->Cancel(*cancelled);
+  });
   if (!queued.ok()) call->Reply(queued);
 }
 

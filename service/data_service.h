@@ -219,7 +219,8 @@ class DataServiceImpl final : public RawDataService {
     return catalog_->Current();
   }
 
-  // A lookup with includes: its walk, once started, for CancelLookup.
+  // A lookup with includes (its walk, once started, for CancelLookup), or a
+  // Page with includes (its walk, for the call's OnCancel).
   struct IncludeCall {
     storage::Mutex mu;
     std::shared_ptr<loader::IncludeWalk> walk ABSL_GUARDED_BY(mu);

@@ -349,6 +349,56 @@ TEST(IncludesLoaderTest, ADeadlineEndsAWalkStuckOnAHop) {
   EXPECT_EQ(GroupsOfRow(response.results(0).rows(0)), GroupsOfUserBySql(1));
 }
 
+// A Page whose client cancels it while its include walk is stuck on a hop
+// (the link table locked) cancels the walk: the hop's lookup is answered
+// CANCELLED in the loader at once, rather than left to run for nobody once
+// the lock goes (it was, until PageWithIncludes handed the cancellation to
+// the walk). Includes work again afterwards.
+TEST(IncludesLoaderTest, CancellingAPageCancelsItsIncludeWalk) {
+  auto server = RowgateProcess::Start({"--pool_size=2"});
+  ASSERT_NE(server, nullptr);
+  Client client(server->NewChannel());
+  v1::PageRequest request;
+  request.set_entity("users");
+  request.set_page_size(2);
+  request.add_columns("id");
+  *request.add_includes() = GroupsWithGrouptype();
+  {
+    pqxx::connection connection(TestDatabaseUrl());
+    pqxx::work lock(connection);
+    lock.exec("LOCK TABLE users_groups IN ACCESS EXCLUSIVE MODE");
+    const v1::LoaderStats before = client.MustGetLoaderStats();
+    auto context = NewContext();
+    grpc::Status status;
+    std::thread caller([&] {
+      v1::PageResponse page;
+      status = client.data()->Page(context.get(), request, &page);
+    });
+    // The walk's first hop has reached the loader (and is held by the lock).
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (client.MustGetLoaderStats().requests() == before.requests() &&
+           absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    ASSERT_GT(client.MustGetLoaderStats().requests(), before.requests());
+    context->TryCancel();
+    caller.join();
+    EXPECT_THAT(status, StatusIs(grpc::StatusCode::CANCELLED));
+    // Cancelled in the loader while the lock still holds the hop's query.
+    deadline = absl::Now() + absl::Seconds(5);
+    while (client.MustGetLoaderStats().cancelled() == before.cancelled() &&
+           absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    EXPECT_EQ(client.MustGetLoaderStats().cancelled(), before.cancelled() + 1);
+    lock.abort();
+  }
+  v1::PageResponse page;
+  ASSERT_THAT(client.Page(request, &page), IsOk());
+  ASSERT_THAT(page.rows(), SizeIs(2));
+  EXPECT_EQ(GroupsOfRow(page.rows(0)), GroupsOfUserBySql(IdOf(page.rows(0))));
+}
+
 // With the row cache on for every entity, the second call's hops are
 // answered from the cache: the related rows are the same (and stay alive
 // while the answer is written). Writes of the composite-key users_groups
