@@ -32,6 +32,9 @@ hostile client would):
      within the server's flow control, never reading an answer
   p  ping flood: 100,000 PINGs without data on one connection (the server
      should answer GOAWAY ENHANCE_YOUR_CALM after --max_ping_strikes)
+  shutdown  SIGTERM (--shutdown_grace_s=2) while a client holds
+     StreamBatchGet answers it never reads and another channel sits idle:
+     rowgate exits 0 within the grace plus 6 s and closes the connection
 
 Every scenario is bounded in count and time. Reported per scenario, from
 /proc/PID/status and /proc/PID/stat: rowgate's peak RSS (VmHWM, and sampled
@@ -524,6 +527,58 @@ def run_limits(args, grpc, pb, pb_grpc, workdir):
     return checks
 
 
+def run_shutdown(args, grpc, pb, pb_grpc, workdir):
+    """SIGTERM while a client holds StreamBatchGet answers it never reads
+    (its streams and flow-control window stay open): rowgate still exits
+    within --shutdown_grace_s plus a margin, with status 0, and closes that
+    connection itself; an idle, well-behaved channel is no obstacle
+    either."""
+    grace, margin = 2, 6
+    proc, port = start_rowgate(args.rowgate, args.database_url,
+                               [f"--shutdown_grace_s={grace}"] + args.extra, workdir)
+    checks = []
+    try:
+        idle = grpc.insecure_channel(f"127.0.0.1:{port}")
+        stub = pb_grpc.DataServiceStub(idle)
+        request = pb.BatchGetRequest(entity="users", keys=[pb.Value(int64_value=1)])
+        stub.BatchGet(request, timeout=10)  # connected, then left idle
+        message = pb.StreamBatchGetRequest(tag=1, request=request)
+        hold_s = 30
+        child = json.dumps([port, "noread", 20000, True, hold_s, hold_s,
+                            message.SerializeToString().hex(), 1])
+        hostile = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--hostile_child", child],
+                                   stdout=subprocess.PIPE)
+        time.sleep(2)  # its answers fill the window and queue in rowgate
+        checks.append(("the non-reading client is still connected at SIGTERM", hostile.poll() is None,
+                       "connected" if hostile.poll() is None else "gone"))
+        started = time.monotonic()
+        proc.terminate()
+        try:
+            code = proc.wait(timeout=grace + margin)
+            took = time.monotonic() - started
+            checks.append((f"exits within --shutdown_grace_s={grace} + {margin} s, status 0",
+                           code == 0, f"status {code} after {took:.1f} s"))
+        except subprocess.TimeoutExpired:
+            checks.append((f"exits within --shutdown_grace_s={grace} + {margin} s", False,
+                           f"still running after {grace + margin} s"))
+        try:
+            out, _ = hostile.communicate(timeout=hold_s + 10)
+            seen = json.loads(out)[0]
+            checks.append(("the server closed the non-reading connection", bool(seen.get("closed_by_server")),
+                           f"sent {seen.get('requests_sent')} requests, goaway={seen.get('goaway')}, "
+                           f"closed={seen.get('closed_by_server')}"))
+        except (subprocess.TimeoutExpired, ValueError):
+            hostile.kill()
+            hostile.wait()
+            checks.append(("the server closed the non-reading connection", False, "client did not finish"))
+        idle.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return checks
+
+
 # Scenarios gRPC 1.51 cannot bound: rapid reset, and a peer that never
 # acknowledges SETTINGS (so the stream limit is never in force for it).
 KNOWN_GAPS = ("c", "e")
@@ -582,7 +637,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rowgate", required=True)
     parser.add_argument("--database_url", default=os.environ.get("ROWGATE_TEST_DATABASE_URL"))
-    parser.add_argument("--scenarios", default="limits,a,b,c,d,e,f,g,p")
+    parser.add_argument("--scenarios", default="limits,shutdown,a,b,c,d,e,f,g,p")
     parser.add_argument("--short", action="store_true")
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--rss_limit_mb", type=float, default=150)
@@ -609,9 +664,10 @@ def main():
 
     results, failed = [], False
     for name in args.scenarios.split(","):
-        if name == "limits":
-            for what, ok, detail in run_limits(args, grpc, rowgate_pb2, rowgate_pb2_grpc, workdir):
-                print(f"[limits] {'ok  ' if ok else 'FAIL'} {what} ({detail})", flush=True)
+        if name in ("limits", "shutdown"):
+            run = run_limits if name == "limits" else run_shutdown
+            for what, ok, detail in run(args, grpc, rowgate_pb2, rowgate_pb2_grpc, workdir):
+                print(f"[{name}] {'ok  ' if ok else 'FAIL'} {what} ({detail})", flush=True)
                 failed = failed or (args.check and not ok)
             continue
         result = run_scenario(name, args, grpc, rowgate_pb2, rowgate_pb2_grpc, workdir)
