@@ -230,15 +230,7 @@ std::shared_ptr<loader::LoadTicket> DataServiceImpl::StartIncludeLookup(
                   std::move(*included));
               std::move(done)(std::move(*first));
             });
-        std::optional<absl::Status> cancelled;
-        {
-          storage::MutexLock lock(&call->mu);
-          if (!call->finished) {
-            call->walk = walk;
-            cancelled = call->cancelled;
-          }
-        }
-        if (cancelled.has_value()) walk->Cancel(*cancelled);
+        BindWalk(*call, walk);
       });
   storage::MutexLock map_lock(&include_calls_mu_);
   storage::MutexLock lock(&call->mu);
@@ -285,14 +277,31 @@ void DataServiceImpl::CancelLookup(
     if (it == include_calls_.end()) return;
     call = it->second;
   }
+  CancelWalk(*call, status);
+}
+
+void DataServiceImpl::BindWalk(
+    IncludeCall& call, const std::shared_ptr<loader::IncludeWalk>& walk) {
+  std::optional<absl::Status> cancelled;
+  {
+    storage::MutexLock lock(&call.mu);
+    if (call.finished) return;
+    call.walk = walk;
+    cancelled = call.cancelled;
+  }
+  if (cancelled.has_value()) walk->Cancel(*cancelled);
+}
+
+void DataServiceImpl::CancelWalk(IncludeCall& call,
+                                 const absl::Status& status) {
   std::shared_ptr<loader::IncludeWalk> walk;
   {
-    storage::MutexLock lock(&call->mu);
-    if (call->finished) return;
-    call->cancelled = status;
-    walk = call->walk;
+    storage::MutexLock lock(&call.mu);
+    if (call.finished) return;
+    call.cancelled = status;
+    walk = call.walk;
   }
-  if (walk != nullptr) walk->Cancel(std::move(status));
+  if (walk != nullptr) walk->Cancel(status);
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::BatchGet(
@@ -708,15 +717,7 @@ void DataServiceImpl::PageWithIncludes(
   // its lookups instead of leaving them to run for nobody.
   auto walking = std::make_shared<IncludeCall>();
   call->set_on_cancel([walking, context] {
-    const absl::Status status = CancellationStatus(context);
-    std::shared_ptr<loader::IncludeWalk> walk;
-    {
-      storage::MutexLock lock(&walking->mu);
-      if (walking->finished) return;
-      walking->cancelled = status;
-      walk = walking->walk;
-    }
-    if (walk != nullptr) walk->Cancel(status);
+    CancelWalk(*walking, CancellationStatus(context));
   });
   absl::Status queued = pool_->TryPost([this, call, entity, deadline, walking,
                                         query = std::move(query),
@@ -760,15 +761,7 @@ void DataServiceImpl::PageWithIncludes(
           call->Reply(absl::OkStatus());
         });
     // OnCancel may have come while the walk was starting.
-    std::optional<absl::Status> cancelled;
-    {
-      storage::MutexLock lock(&walking->mu);
-      if (!walking->finished) {
-        walking->walk = walk;
-        cancelled = walking->cancelled;
-      }
-    }
-    if (cancelled.has_value()) walk->Cancel(*cancelled);
+    BindWalk(*walking, walk);
   });
   if (!queued.ok()) call->Reply(queued);
 }

@@ -231,6 +231,13 @@ class DataServiceImpl final : public RawDataService {
   std::shared_ptr<loader::LoadTicket> StartIncludeLookup(
       loader::LoadRequest request, loader::LoadCallback done);
   void ForgetIncludeCall(IncludeCall& call);
+  // Keeps `walk` for a later cancellation, or cancels it now if the call
+  // was cancelled while it started. Never blocks.
+  static void BindWalk(IncludeCall& call,
+                       const std::shared_ptr<loader::IncludeWalk>& walk);
+  // Records the cancellation and cancels the walk, if one is bound and the
+  // call is not finished. Never blocks.
+  static void CancelWalk(IncludeCall& call, const absl::Status& status);
 
   const DataServiceOptions options_;
   const std::shared_ptr<storage::LiveCatalog> catalog_;
