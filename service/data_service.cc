@@ -292,6 +292,19 @@ void DataServiceImpl::BindWalk(
   if (cancelled.has_value()) walk->Cancel(*cancelled);
 }
 
+void DataServiceImpl::FinishWalk(IncludeCall& call) {
+  storage::MutexLock lock(&call.mu);
+  call.finished = true;
+  call.walk = nullptr;
+}
+
+std::optional<absl::Status> DataServiceImpl::FinishIfCancelled(
+    IncludeCall& call) {
+  storage::MutexLock lock(&call.mu);
+  if (call.cancelled.has_value()) call.finished = true;
+  return call.cancelled;
+}
+
 void DataServiceImpl::CancelWalk(IncludeCall& call,
                                  const absl::Status& status) {
   std::shared_ptr<loader::IncludeWalk> walk;
@@ -728,13 +741,8 @@ void DataServiceImpl::PageWithIncludes(
     absl::StatusOr<storage::PageResult> fetched =
         storage::FetchPage(conn, *entity, query);
     if (!fetched.ok()) return call->Reply(fetched.status());
-    {
-      storage::MutexLock lock(&walking->mu);
-      if (walking->cancelled.has_value()) {
-        walking->finished = true;
-        const absl::Status status = *walking->cancelled;
-        return call->Reply(status);
-      }
+    if (std::optional<absl::Status> cancelled = FinishIfCancelled(*walking)) {
+      return call->Reply(*cancelled);
     }
     auto page = std::make_shared<storage::PageResult>(std::move(*fetched));
     std::vector<const storage::Row*> rows;
@@ -745,11 +753,7 @@ void DataServiceImpl::PageWithIncludes(
         *loader_, includes, *entity, std::move(rows), deadline,
         [call, entity, page, includes, walking, columns = std::move(columns)](
             absl::StatusOr<loader::IncludeResult> included) {
-          {
-            storage::MutexLock lock(&walking->mu);
-            walking->finished = true;
-            walking->walk = nullptr;
-          }
+          FinishWalk(*walking);
           if (!included.ok()) return call->Reply(included.status());
           v1::PageResponse* response = call->response();
           for (const storage::Row& row : page->rows) {

@@ -238,6 +238,12 @@ class DataServiceImpl final : public RawDataService {
   // Records the cancellation and cancels the walk, if one is bound and the
   // call is not finished. Never blocks.
   static void CancelWalk(IncludeCall& call, const absl::Status& status);
+  // Marks the call finished (its walk answered): a cancellation from now on
+  // finds nothing to do. Never blocks.
+  static void FinishWalk(IncludeCall& call);
+  // If the call was cancelled, marks it finished and returns why: a walk
+  // not yet started then need not start. Never blocks.
+  static std::optional<absl::Status> FinishIfCancelled(IncludeCall& call);
 
   const DataServiceOptions options_;
   const std::shared_ptr<storage::LiveCatalog> catalog_;
