@@ -33,6 +33,9 @@
 # BENCH_WARMUP_S / BENCH_DURATION_S override the times of each run;
 # BENCH_POINTS / BENCH_SYSTEMS (space-separated names) run a subset;
 # BENCH_ROWGATE_FLAGS adds flags to every rowgate system (for experiments).
+# After the gRPC points, rowgate_cache_bench measures the row cache's hit
+# path alone (one thread, no gRPC, no Postgres; about a minute); skipped with
+# BENCH_CACHE_MICRO=0, or when the build has no rowgate_cache_bench.
 # The machine has 2 cores shared by Postgres, rowgate and the generator:
 # the numbers compare systems, they are not capacity figures.
 set -euo pipefail
@@ -387,6 +390,17 @@ for i in "${!points[@]}"; do
 done
 log "measured in $(($(date +%s) - started)) s"
 
+# The row cache's hit path alone (bench/row_cache_bench.cc).
+cache_micro=$out/tmp/cache-micro.txt
+: >"$cache_micro"
+if [ "${BENCH_CACHE_MICRO:-1}" = 1 ] && [ -x "$build/bench/rowgate_cache_bench" ]; then
+  micro_s=2
+  [ "$quick" = 1 ] && micro_s=0.2
+  log "rowgate_cache_bench (--benchmark_min_time=$micro_s)"
+  "$build/bench/rowgate_cache_bench" --benchmark_min_time=$micro_s 2>/dev/null |
+    grep '^BM_' >"$cache_micro" || log "rowgate_cache_bench failed"
+fi
+
 # --------------------------------------------------------------- report
 md=$out/results.md
 {
@@ -415,6 +429,16 @@ md=$out/results.md
       printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $5,
         num("%d", $6), us($8), us($9), num("%.3f", $10), num("%.1f", $11), rss, err, $16
     }'
+  if [ -s "$cache_micro" ]; then
+    echo
+    echo "Row cache hit path alone (\`rowgate_cache_bench\`: one thread, no gRPC, no Postgres;" \
+      "demo users, uniform keys; Lookup = RowCache::Lookup and a read of the encoding," \
+      "LoaderCacheHit = Loader::Load of one cached key; /N = keys cached):"
+    echo
+    echo '```'
+    cat "$cache_micro"
+    echo '```'
+  fi
 } >"$md"
 echo
 cat "$md"

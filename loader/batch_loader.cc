@@ -113,26 +113,32 @@ std::shared_ptr<LoadTicket> Loader::Load(LoadRequest request,
 std::shared_ptr<LoadTicket> Loader::LoadThroughCache(LoadRequest request,
                                                      LoadCallback done) {
   const size_t n = request.keys.size();
-  std::vector<CachedRows> cached(n);
-  std::vector<CachedWire> wire(n);
+  std::vector<CachedEntry> cached(n);
   // Keys the cache cannot answer, and where they go in the answer.
   std::vector<std::string> missing;
   std::vector<size_t> missing_at;
   for (size_t i = 0; i < n; ++i) {
-    const RowCache::Answer answer = options_.cache->Lookup(
-        *request.entity, request.keys[i], &cached[i], &wire[i]);
+    const RowCache::Answer answer =
+        options_.cache->Lookup(*request.entity, request.keys[i], &cached[i]);
     if (answer == RowCache::Answer::kUnknown) {
       missing.push_back(request.keys[i]);
       missing_at.push_back(i);
     }
   }
+  // What the cache answered, in `result`; the rows of missing_at stay null.
+  auto answer_from_cache = [n](std::vector<CachedEntry> cached,
+                               LoadResult& result) {
+    result.rows_per_key.resize(n, nullptr);
+    result.wire_per_key.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      result.rows_per_key[i] = cached[i].rows();
+      result.wire_per_key[i] = cached[i].wire();
+    }
+    result.cached = std::move(cached);
+  };
   if (missing.empty()) {
     LoadResult result;
-    result.rows_per_key.reserve(n);
-    for (const CachedRows& rows : cached)
-      result.rows_per_key.push_back(rows.get());
-    result.cached = std::move(cached);
-    result.wire_per_key = std::move(wire);
+    answer_from_cache(std::move(cached), result);
     std::move(done)(std::move(result));
     return nullptr;
   }
@@ -140,21 +146,16 @@ std::shared_ptr<LoadTicket> Loader::LoadThroughCache(LoadRequest request,
                    request.deadline};
   return Submit(
       std::move(rest),
-      [n, cached = std::move(cached), wire = std::move(wire),
+      [answer_from_cache, cached = std::move(cached),
        missing_at = std::move(missing_at),
        done = std::move(done)](absl::StatusOr<LoadResult> fetched) mutable {
         if (!fetched.ok()) return std::move(done)(fetched.status());
         LoadResult result;
-        result.rows_per_key.resize(n, nullptr);
-        for (size_t i = 0; i < n; ++i) {
-          result.rows_per_key[i] = cached[i].get();
-        }
+        answer_from_cache(std::move(cached), result);
         for (size_t j = 0; j < missing_at.size(); ++j) {
           result.rows_per_key[missing_at[j]] = fetched->rows_per_key[j];
         }
         result.batches = std::move(fetched->batches);
-        result.cached = std::move(cached);
-        result.wire_per_key = std::move(wire);
         std::move(done)(std::move(result));
       });
 }

@@ -107,11 +107,12 @@ struct LoadResult {
   std::vector<std::shared_ptr<const storage::KeyedRows>> batches;
   // What LoadRequest::includes found; null without includes.
   std::shared_ptr<const IncludeResult> included;
-  // Keeps rows answered from the RowCache alive.
-  std::vector<CachedRows> cached;
+  // Keeps rows (and encodings) answered from the RowCache alive.
+  std::vector<CachedEntry> cached;
   // Empty, or per requested key: the row's encoding where the RowCache
-  // answered it with one (RowCache::Options::encode_row), else null.
-  std::vector<CachedWire> wire_per_key;
+  // answered it with one (RowCache::Options::encode_row), else empty.
+  // Points into `cached`.
+  std::vector<absl::string_view> wire_per_key;
 };
 
 using LoadCallback = absl::AnyInvocable<void(absl::StatusOr<LoadResult>) &&>;

@@ -63,7 +63,7 @@ struct IncludeResult {
   std::vector<IncludedRows> includes;  // aligned with the plans walked
   // Keep the rows pointed to alive (from queries, and from the row cache).
   std::vector<std::shared_ptr<const storage::KeyedRows>> batches;
-  std::vector<CachedRows> cached;
+  std::vector<CachedEntry> cached;
 };
 
 // The key text under which `plan` filed the rows related to `parent` (a row

@@ -1,6 +1,8 @@
 #include "loader/row_cache.h"
 
 #include <algorithm>
+#include <cstring>
+#include <new>
 #include <utility>
 #include <variant>
 
@@ -16,7 +18,7 @@ namespace {
 constexpr size_t kAllocOverhead = 16;
 // libstdc++ keeps strings of up to 15 bytes inside the object.
 constexpr size_t kSsoCapacity = 15;
-// A node_hash_map slot is a pointer plus a control byte; the table's load
+// A slot of the key map is a pointer plus a control byte; the table's load
 // factor lies between 7/16 and 7/8, so count twice the slot.
 constexpr size_t kTableBytesPerEntry = 2 * (sizeof(void*) + 1);
 
@@ -77,31 +79,45 @@ size_t RoundUpToPowerOfTwo(size_t n) {
 
 }  // namespace
 
-size_t RowCache::NodeBytes(size_t key_capacity, const CachedRows& rows,
-                           const CachedWire& wire) {
-  // The map's node (key string object and Node in one allocation), its
-  // slot in the table, the key's heap buffer, the rows and their encoding
-  // (make_shared's control block and string object, and its buffer).
-  size_t bytes = sizeof(KeyMap::value_type) + kAllocOverhead +
-                 kTableBytesPerEntry + StringHeapBytes(key_capacity) +
-                 RowsBytes(rows);
-  if (wire != nullptr) {
-    bytes += sizeof(std::string) + 2 * sizeof(long) + sizeof(void*) +
-             kAllocOverhead + StringHeapBytes(wire->capacity());
-  }
-  return bytes;
+void row_cache_internal::Block::Unref(Block* block) {
+  if (block->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  block->~Block();
+  ::operator delete(block);
 }
+
+namespace {
+
+// A block for `key` holding `rows` and `wire`, with one reference (the
+// caller's).
+row_cache_internal::Block* NewBlock(uint32_t slot, absl::string_view key,
+                                    CachedRows rows, absl::string_view wire) {
+  void* memory = ::operator new(sizeof(row_cache_internal::Block) + key.size() +
+                                wire.size());
+  auto* block = new (memory) row_cache_internal::Block;
+  block->key_size = static_cast<uint32_t>(key.size());
+  block->wire_size = static_cast<uint32_t>(wire.size());
+  block->slot = slot;
+  block->rows = std::move(rows);
+  char* tail = reinterpret_cast<char*>(block + 1);
+  if (!key.empty()) std::memcpy(tail, key.data(), key.size());
+  if (!wire.empty()) std::memcpy(tail + key.size(), wire.data(), wire.size());
+  return block;
+}
+
+}  // namespace
 
 size_t RowCache::EntryBytes(absl::string_view key, const CachedRows& rows,
-                            const CachedWire& wire) {
-  return NodeBytes(key.size(), rows, wire);
+                            size_t wire_bytes) {
+  // The block (with its key and encoding), its slot in the map, and the
+  // rows (make_shared's control block, the vector and its values).
+  return sizeof(Block) + key.size() + wire_bytes + kAllocOverhead +
+         kTableBytesPerEntry + RowsBytes(rows);
 }
 
-CachedWire RowCache::Encode(const storage::Entity& entity,
-                            const CachedRows& rows) const {
-  if (!encode_row_ || rows == nullptr || rows->size() != 1) return nullptr;
-  return std::make_shared<const std::string>(
-      encode_row_(entity, rows->front()));
+std::string RowCache::Encode(const storage::Entity& entity,
+                             const CachedRows& rows) const {
+  if (!encode_row_ || rows == nullptr || rows->size() != 1) return {};
+  return encode_row_(entity, rows->front());
 }
 
 RowCache::RowCache(Options options)
@@ -110,6 +126,9 @@ RowCache::RowCache(Options options)
   const size_t shards =
       RoundUpToPowerOfTwo(static_cast<size_t>(std::max(1, options.shards)));
   shard_mask_ = shards - 1;
+  while ((size_t{1} << shard_shift_) < shards) ++shard_shift_;
+  // Top bits: 64 - log2(shards), or none for one shard.
+  shard_shift_ = shard_shift_ == 0 ? 0 : 64 - shard_shift_;
   shard_bytes_ = max_bytes_ / shards;
   shards_ = std::make_unique<Shard[]>(shards);
   for (size_t i = 0; i < shards; ++i) {
@@ -121,7 +140,15 @@ RowCache::RowCache(Options options)
   Publish(Binding{});
 }
 
-RowCache::~RowCache() = default;
+RowCache::~RowCache() {
+  for (size_t i = 0; i <= shard_mask_; ++i) {
+    Shard& shard = shards_[i];
+    storage::MutexLock lock(&shard.mu);
+    for (auto& [slot, map] : shard.maps) {
+      for (Block* block : map) Block::Unref(block);
+    }
+  }
+}
 
 absl::Status RowCache::Cacheable(const storage::Entity& entity) {
   if (entity.primary_key < 0 || !storage::IsKeyType(entity.key().type)) {
@@ -231,27 +258,40 @@ std::vector<std::string> RowCache::Rebind(const storage::Catalog& catalog) {
 }
 
 RowCache::Shard& RowCache::ShardFor(absl::string_view key) {
-  const size_t h = absl::HashOf(key);
-  return shards_[h & shard_mask_];
+  // The top bits, not the low ones: the shard's own map (a Swiss table)
+  // takes its 7-bit tag from the hash's low bits, and keys that all share
+  // their low bits in one shard made nearly every slot of a probed group
+  // match the tag, each match one more block read (a cache miss) per
+  // lookup. bench/row_cache_bench.cc measures it.
+  const uint64_t h = absl::HashOf(key);
+  return shards_[(h >> shard_shift_) & shard_mask_];
 }
 
-void RowCache::UnlinkLocked(Shard& shard, Node& node) {
+void RowCache::UnlinkLocked(Shard& shard, Block& block) {
   (void)shard;  // named for the lock annotation only
-  node.prev->next = node.next;
-  node.next->prev = node.prev;
-  node.prev = node.next = nullptr;
+  block.prev->next = block.next;
+  block.next->prev = block.prev;
+  block.prev = block.next = nullptr;
 }
 
-void RowCache::PushFrontLocked(Shard& shard, Node& node) {
-  node.next = shard.head.next;
-  node.prev = &shard.head;
-  shard.head.next->prev = &node;
-  shard.head.next = &node;
+void RowCache::PushFrontLocked(Shard& shard, Block& block) {
+  block.next = shard.head.next;
+  block.prev = &shard.head;
+  shard.head.next->prev = &block;
+  shard.head.next = &block;
+}
+
+void RowCache::RemoveLocked(Shard& shard, KeyMap& map, KeyMap::iterator it) {
+  Block* block = *it;
+  UnlinkLocked(shard, *block);
+  shard.bytes -= block->bytes;
+  --shard.entries;
+  map.erase(it);
+  Block::Unref(block);
 }
 
 RowCache::Answer RowCache::Lookup(const storage::Entity& entity,
-                                  absl::string_view key, CachedRows* rows,
-                                  CachedWire* wire) {
+                                  absl::string_view key, CachedEntry* entry) {
   if (!live_.load(std::memory_order_acquire)) {
     bypassed_.fetch_add(1, std::memory_order_relaxed);
     return Answer::kUnknown;
@@ -274,12 +314,11 @@ RowCache::Answer RowCache::Lookup(const storage::Entity& entity,
     ++shard.misses;
     return Answer::kUnknown;
   }
-  Node& node = it->second;
-  node.referenced = true;
+  Block* block = *it;
+  block->referenced = true;
   ++shard.hits;
-  if (node.rows == nullptr) return Answer::kMissing;
-  *rows = node.rows;
-  if (wire != nullptr) *wire = node.wire;
+  if (block->rows == nullptr) return Answer::kMissing;
+  *entry = CachedEntry(block);
   return Answer::kRows;
 }
 
@@ -295,39 +334,28 @@ bool RowCache::EraseLocked(Shard& shard, Slot slot, absl::string_view key) {
   if (map == shard.maps.end()) return false;
   auto it = map->second.find(key);
   if (it == map->second.end()) return false;
-  UnlinkLocked(shard, it->second);
-  shard.bytes -= it->second.bytes;
-  --shard.entries;
-  map->second.erase(it);
+  RemoveLocked(shard, map->second, it);
   return true;
 }
 
 bool RowCache::InstallLocked(Shard& shard, Slot slot, absl::string_view key,
-                             CachedRows rows, CachedWire wire) {
+                             CachedRows rows, absl::string_view wire) {
   if (rows != nullptr && rows->empty()) rows = nullptr;
-  if (rows == nullptr) wire = nullptr;
+  if (rows == nullptr) wire = {};
   EraseLocked(shard, slot, key);
-  KeyMap& map = shard.maps[slot];
-  auto [it, inserted] = map.try_emplace(std::string(key));
-  Node& node = it->second;
-  node.slot = slot;
-  node.key = &it->first;
-  node.bytes = NodeBytes(it->first.capacity(), rows, wire);
-  node.rows = std::move(rows);
-  node.wire = std::move(wire);
-  if (node.bytes > shard_bytes_) {
-    // Larger than a whole shard may hold: not cached.
-    map.erase(it);
-    return false;
-  }
-  PushFrontLocked(shard, node);
-  shard.bytes += node.bytes;
+  const size_t bytes = EntryBytes(key, rows, wire.size());
+  if (bytes > shard_bytes_) return false;  // more than a whole shard holds
+  Block* block = NewBlock(slot, key, std::move(rows), wire);
+  block->bytes = bytes;
+  shard.maps[slot].insert(block);
+  PushFrontLocked(shard, *block);
+  shard.bytes += bytes;
   ++shard.entries;
   ++shard.installs;
-  // Ends: each pass over a referenced node clears its mark, and nothing
+  // Ends: each pass over a referenced block clears its mark, and nothing
   // sets one while the lock is held.
   while (shard.bytes > shard_bytes_) {
-    Node* victim = shard.head.prev;
+    Block* victim = shard.head.prev;
     if (victim->referenced) {  // its second chance
       victim->referenced = false;
       UnlinkLocked(shard, *victim);
@@ -335,12 +363,8 @@ bool RowCache::InstallLocked(Shard& shard, Slot slot, absl::string_view key,
       continue;
     }
     KeyMap& victim_map = shard.maps[victim->slot];
-    auto victim_it = victim_map.find(*victim->key);
-    UnlinkLocked(shard, *victim);
-    shard.bytes -= victim->bytes;
-    --shard.entries;
     ++shard.evictions;
-    victim_map.erase(victim_it);
+    RemoveLocked(shard, victim_map, victim_map.find(victim->key()));
   }
   return true;
 }
@@ -349,7 +373,7 @@ bool RowCache::Install(const FillToken& token, const storage::Entity& entity,
                        absl::string_view key, CachedRows rows) {
   if (!token.valid) return false;
   // Before the lock: encoding a row is the slow part of an install.
-  CachedWire wire = Encode(entity, rows);
+  const std::string wire = Encode(entity, rows);
   Shard& shard = ShardFor(key);
   storage::MutexLock lock(&shard.mu);
   // The binding is read under the shard's lock (see Rebind): rows read in
@@ -363,14 +387,14 @@ bool RowCache::Install(const FillToken& token, const storage::Entity& entity,
     ++shard.refused;
     return false;
   }
-  return InstallLocked(shard, slot, key, std::move(rows), std::move(wire));
+  return InstallLocked(shard, slot, key, std::move(rows), wire);
 }
 
 void RowCache::PutWritten(const FillToken& token, const storage::Entity& entity,
                           absl::string_view key, CachedRows rows) {
   const Slot named = SlotNamed(entity);
   if (named == kNoSlot) return;
-  CachedWire wire = token.valid ? Encode(entity, rows) : nullptr;
+  const std::string wire = token.valid ? Encode(entity, rows) : std::string();
   Shard& shard = ShardFor(key);
   storage::MutexLock lock(&shard.mu);
   // Another invalidation since the write began may be a later commit of the
@@ -384,7 +408,7 @@ void RowCache::PutWritten(const FillToken& token, const storage::Entity& entity,
     ++shard.refused;
     return;
   }
-  InstallLocked(shard, named, key, std::move(rows), std::move(wire));
+  InstallLocked(shard, named, key, std::move(rows), wire);
 }
 
 void RowCache::Invalidate(const storage::Entity& entity,
@@ -415,11 +439,12 @@ void RowCache::ClearShards(Slot slot) {
         ++map;
         continue;
       }
-      for (auto& [key, node] : map->second) {
-        UnlinkLocked(shard, node);
-        shard.bytes -= node.bytes;
+      for (Block* block : map->second) {
+        UnlinkLocked(shard, *block);
+        shard.bytes -= block->bytes;
         --shard.entries;
         ++shard.invalidations;
+        Block::Unref(block);
       }
       shard.maps.erase(map++);
     }

@@ -4,7 +4,12 @@
 //
 // Entries are keyed by (entity, canonical key text) and hold either the
 // immutable row (shared with every answer that uses it) or "known missing"
-// (a key with no row is an answer too). Each shard has its own mutex and
+// (a key with no row is an answer too). An entry is one block: its key, its
+// row's encoding (Options::encode_row), its eviction links and a reference
+// count, so that a hit touches the block it compares the key in and
+// nothing else (no separate node, no shared_ptr control blocks): on a cache
+// far larger than the CPU's, each of those was one more miss per key.
+// Each shard has its own mutex and
 // a second-chance (CLOCK) list, an approximation of LRU: installs evict from
 // the list's old end until the shard's accounted bytes (keys' and values'
 // heap capacity, node and table overhead) are under max_bytes / shards,
@@ -54,13 +59,14 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/container/node_hash_map.h"
 #include "absl/functional/function_ref.h"
+#include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "storage/catalog.h"
@@ -72,8 +78,71 @@ namespace rowgate::loader {
 
 // The rows a primary key has: one, shared by every answer that uses it.
 using CachedRows = std::shared_ptr<const std::vector<storage::Row>>;
-// A cached row already encoded as answers carry it (Options::encode_row).
-using CachedWire = std::shared_ptr<const std::string>;
+
+namespace row_cache_internal {
+// One entry (see RowCache), allocated with its key's and its encoding's
+// bytes right behind it. What every hit reads or writes comes first.
+struct Block {
+  std::atomic<uint32_t> refs{1};  // the shard's map holds one
+  uint32_t key_size = 0;
+  uint32_t wire_size = 0;
+  // Looked up since installed or since eviction last passed it over (the
+  // shard's mutex guards it). A new entry is not: one never looked up
+  // again goes first.
+  bool referenced = false;
+  uint32_t slot = 0;      // RowCache::Slot
+  size_t bytes = 0;       // accounted
+  Block* prev = nullptr;  // the second-chance list, towards the newer end
+  Block* next = nullptr;
+  CachedRows rows;  // null: known missing
+
+  const char* tail() const { return reinterpret_cast<const char*>(this + 1); }
+  absl::string_view key() const { return {tail(), key_size}; }
+  absl::string_view wire() const { return {tail() + key_size, wire_size}; }
+  // Drops one reference; the last one frees the block.
+  static void Unref(Block* block);
+};
+}  // namespace row_cache_internal
+
+// A held cache entry: its rows and encoding stay valid while it is held,
+// even once the cache has evicted or invalidated it. Copying takes one
+// atomic increment on the block the lookup already read. Not thread-safe
+// itself (one owner at a time); the entry it holds is immutable.
+class CachedEntry {
+ public:
+  CachedEntry() = default;
+  CachedEntry(const CachedEntry& other) : block_(other.block_) {
+    if (block_ != nullptr) block_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  CachedEntry(CachedEntry&& other) noexcept
+      : block_(std::exchange(other.block_, nullptr)) {}
+  CachedEntry& operator=(CachedEntry other) noexcept {
+    std::swap(block_, other.block_);
+    return *this;
+  }
+  ~CachedEntry() {
+    if (block_ != nullptr) row_cache_internal::Block::Unref(block_);
+  }
+
+  bool held() const { return block_ != nullptr; }
+  // Null: nothing held, or the key is known missing.
+  const std::vector<storage::Row>* rows() const {
+    return block_ == nullptr ? nullptr : block_->rows.get();
+  }
+  // The row's encoding (Options::encode_row); empty when it has none.
+  absl::string_view wire() const {
+    return block_ == nullptr ? absl::string_view() : block_->wire();
+  }
+
+ private:
+  friend class RowCache;
+  // Takes one more reference to `block`.
+  explicit CachedEntry(row_cache_internal::Block* block) : block_(block) {
+    block_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  row_cache_internal::Block* block_ = nullptr;
+};
+
 // Encodes one row of an entity; see Options::encode_row.
 using RowEncoder =
     std::function<std::string(const storage::Entity&, const storage::Row&)>;
@@ -150,12 +219,12 @@ class RowCache final : public storage::ChangeListener {
 
   // What the cache knows of one key.
   enum class Answer { kUnknown, kRows, kMissing };
-  // kRows sets `*rows`, and `*wire` (when not null) to the row's encoding
-  // if the entry has one (Options::encode_row). kUnknown for an entity not
-  // cached, a key not held, or while the feed is not live. Counts a hit or
-  // a miss. Never blocks.
+  // kRows holds the entry in `*entry` (its rows, and its encoding if it has
+  // one: Options::encode_row). kUnknown for an entity not cached, a key not
+  // held, or while the feed is not live. Counts a hit or a miss. Never
+  // blocks.
   Answer Lookup(const storage::Entity& entity, absl::string_view key,
-                CachedRows* rows, CachedWire* wire = nullptr);
+                CachedEntry* entry);
 
   // Captures the invalidation sequence: call before the fill's statement
   // is sent.
@@ -190,10 +259,10 @@ class RowCache final : public storage::ChangeListener {
   bool live() const { return live_.load(std::memory_order_acquire); }
   RowCacheStats Stats() const;
 
-  // The bytes an entry for `key` holding `rows` (and `wire`) is accounted
-  // (for tests).
+  // The bytes an entry for `key` holding `rows` (and an encoding of
+  // `wire_bytes`) is accounted (for tests).
   static size_t EntryBytes(absl::string_view key, const CachedRows& rows,
-                           const CachedWire& wire = nullptr);
+                           size_t wire_bytes = 0);
 
  private:
   // A cached table's index into slot_names_.
@@ -208,23 +277,30 @@ class RowCache final : public storage::ChangeListener {
     absl::flat_hash_map<std::string, Slot> by_name;
   };
 
-  struct Node {
-    Slot slot = kNoSlot;
-    const std::string* key = nullptr;  // the map's own key
-    CachedRows rows;                   // null: known missing
-    CachedWire wire;                   // null: not encoded
-    size_t bytes = 0;
-    // Looked up since installed or since eviction last passed it over. A
-    // new entry is not: one never looked up again goes first.
-    bool referenced = false;
-    Node* prev = nullptr;  // towards the newer end
-    Node* next = nullptr;
+  using Block = row_cache_internal::Block;
+  // Finds blocks by their key (heterogeneous lookup by string_view).
+  struct BlockKeyHash {
+    using is_transparent = void;
+    size_t operator()(absl::string_view key) const { return absl::HashOf(key); }
+    size_t operator()(const Block* block) const {
+      return absl::HashOf(block->key());
+    }
   };
-  using KeyMap = absl::node_hash_map<std::string, Node>;
+  struct BlockKeyEq {
+    using is_transparent = void;
+    static absl::string_view KeyOf(absl::string_view key) { return key; }
+    static absl::string_view KeyOf(const Block* block) { return block->key(); }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return KeyOf(a) == KeyOf(b);
+    }
+  };
+  // Holds one reference to each block in it.
+  using KeyMap = absl::flat_hash_set<Block*, BlockKeyHash, BlockKeyEq>;
   struct Shard {
     storage::Mutex mu;
     absl::flat_hash_map<Slot, KeyMap> maps ABSL_GUARDED_BY(mu);
-    Node head ABSL_GUARDED_BY(mu);  // sentinel of the second-chance list
+    Block head ABSL_GUARDED_BY(mu);  // sentinel of the second-chance list
     size_t bytes ABSL_GUARDED_BY(mu) = 0;
     size_t entries ABSL_GUARDED_BY(mu) = 0;
     // The sequence number of the latest invalidation that touched this
@@ -240,11 +316,10 @@ class RowCache final : public storage::ChangeListener {
     uint64_t invalidations ABSL_GUARDED_BY(mu) = 0;
   };
 
-  static size_t NodeBytes(size_t key_capacity, const CachedRows& rows,
-                          const CachedWire& wire);
-  // The encoding of `rows` when it is one row and there is an encoder.
-  CachedWire Encode(const storage::Entity& entity,
-                    const CachedRows& rows) const;
+  // The encoding of `rows` when it is one row and there is an encoder;
+  // else empty.
+  std::string Encode(const storage::Entity& entity,
+                     const CachedRows& rows) const;
   // Shards by key only: a shard's lock then also orders a reader's look at
   // the binding against Rebind's clearing of that shard.
   Shard& ShardFor(absl::string_view key);
@@ -263,12 +338,16 @@ class RowCache final : public storage::ChangeListener {
   // Removes `key`'s entry, if any; returns whether there was one.
   bool EraseLocked(Shard& shard, Slot slot, absl::string_view key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
-  void UnlinkLocked(Shard& shard, Node& node)
+  // Takes `block` out of the shard's list and map and drops the map's
+  // reference.
+  void RemoveLocked(Shard& shard, KeyMap& map, KeyMap::iterator it)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
-  void PushFrontLocked(Shard& shard, Node& node)
+  void UnlinkLocked(Shard& shard, Block& block)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  void PushFrontLocked(Shard& shard, Block& block)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   bool InstallLocked(Shard& shard, Slot slot, absl::string_view key,
-                     CachedRows rows, CachedWire wire)
+                     CachedRows rows, absl::string_view wire)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   // Empties every shard (all tables, or only `slot`) and refuses fills
   // captured before now.
@@ -279,6 +358,8 @@ class RowCache final : public storage::ChangeListener {
   const RowEncoder encode_row_;
   size_t shard_bytes_ = 0;
   size_t shard_mask_ = 0;
+  // The shard is the hash's top bits (see ShardFor).
+  int shard_shift_ = 0;
   std::unique_ptr<Shard[]> shards_;
   storage::Mutex bind_mu_;
   // Per slot: the table's name (unquoted, as Catalog::Find takes it) and

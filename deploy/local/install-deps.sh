@@ -11,6 +11,8 @@ packages=(
   libpqxx-dev libpq-dev libabsl-dev libgtest-dev libgmock-dev
   postgresql-15 postgresql-contrib
   python3-grpcio python3-protobuf python3-h2 libcpp-httplib-dev
+  # bench/rowgate_cache_bench (google benchmark)
+  libbenchmark-dev
   # make test-asan, make fuzz, make thread-safety: clang with its sanitizer
   # and libFuzzer runtimes, and llvm-symbolizer for readable reports.
   clang-14 libclang-rt-14-dev llvm-14

@@ -190,8 +190,8 @@ struct Answer {
         }
         for (size_t i = 0; i < result->rows_per_key.size(); ++i) {
           wires.push_back(i < result->wire_per_key.size() &&
-                                  result->wire_per_key[i] != nullptr
-                              ? *result->wire_per_key[i]
+                                  !result->wire_per_key[i].empty()
+                              ? std::string(result->wire_per_key[i])
                               : "<none>");
         }
       }
@@ -218,9 +218,9 @@ class RowCacheTest : public ::testing::Test {
 
   RowCache::Answer Look(RowCache& cache, const storage::Entity* e,
                         absl::string_view key, std::string* label = nullptr) {
-    CachedRows rows;
-    RowCache::Answer a = cache.Lookup(*e, key, &rows);
-    if (label != nullptr) *label = LabelOf(rows.get());
+    CachedEntry entry;
+    RowCache::Answer a = cache.Lookup(*e, key, &entry);
+    if (label != nullptr) *label = LabelOf(entry.rows());
     return a;
   }
 
@@ -272,7 +272,7 @@ TEST_F(RowCacheTest, EntriesLookedUpSurviveEvictionOfColdOnes) {
     ASSERT_TRUE(cache.Install(cache.BeginFill(), *things_, absl::StrCat(id),
                               RowOf(id, "x")));
   }
-  CachedRows rows;
+  CachedEntry rows;
   for (int id = 200; id < 240; ++id) {
     // 100 is hot: looked up before every install.
     ASSERT_EQ(cache.Lookup(*things_, "100", &rows), RowCache::Answer::kRows)
@@ -302,8 +302,9 @@ TEST_F(RowCacheTest, AccountsHeapCapacityOfKeysAndValues) {
   // Even a missing key costs its node: many of them cannot pass the bound.
   EXPECT_GE(RowCache::EntryBytes("3", nullptr), 64u);
   const std::string long_key(100, 'k');
-  EXPECT_GE(RowCache::EntryBytes(long_key, nullptr),
-            RowCache::EntryBytes("3", nullptr) + 100);
+  // A key's bytes count, one by one (it lives in the entry's block).
+  EXPECT_EQ(RowCache::EntryBytes(long_key, nullptr),
+            RowCache::EntryBytes("3", nullptr) + long_key.size() - 1);
 
   ASSERT_TRUE(cache.Install(cache.BeginFill(), *things_, "1", big));
   ASSERT_TRUE(cache.Install(cache.BeginFill(), *things_, "2", small));
@@ -333,30 +334,26 @@ TEST_F(RowCacheTest, EncodedRowIsKeptBesideTheRowAndCounted) {
   const CachedRows row = RowOf(1, std::string(100, 'a'));
   ASSERT_TRUE(cache.Install(cache.BeginFill(), *things_, "1", row));
   ASSERT_TRUE(cache.Install(cache.BeginFill(), *things_, "2", nullptr));
-  CachedRows rows;
-  CachedWire wire;
-  ASSERT_EQ(cache.Lookup(*things_, "1", &rows, &wire), RowCache::Answer::kRows);
-  ASSERT_NE(wire, nullptr);
-  EXPECT_EQ(*wire, "things:" + std::string(100, 'a'));
-  EXPECT_GE(RowCache::EntryBytes("1", row, wire),
+  CachedEntry entry;
+  ASSERT_EQ(cache.Lookup(*things_, "1", &entry), RowCache::Answer::kRows);
+  EXPECT_EQ(entry.wire(), "things:" + std::string(100, 'a'));
+  const size_t wire_bytes = entry.wire().size();
+  EXPECT_GE(RowCache::EntryBytes("1", row, wire_bytes),
             RowCache::EntryBytes("1", row) + 100);
-  EXPECT_EQ(cache.Stats().bytes, RowCache::EntryBytes("1", row, wire) +
+  EXPECT_EQ(cache.Stats().bytes, RowCache::EntryBytes("1", row, wire_bytes) +
                                      RowCache::EntryBytes("2", nullptr));
-  EXPECT_EQ(cache.Lookup(*things_, "2", &rows, &wire),
-            RowCache::Answer::kMissing);
+  EXPECT_EQ(cache.Lookup(*things_, "2", &entry), RowCache::Answer::kMissing);
 
   cache.PutWritten(cache.BeginFill(), *things_, "1", RowOf(1, "written"));
-  ASSERT_EQ(cache.Lookup(*things_, "1", &rows, &wire), RowCache::Answer::kRows);
-  ASSERT_NE(wire, nullptr);
-  EXPECT_EQ(*wire, "things:written");
+  ASSERT_EQ(cache.Lookup(*things_, "1", &entry), RowCache::Answer::kRows);
+  EXPECT_EQ(entry.wire(), "things:written");
 
   RowCache plain({.max_bytes = 1 << 20});
   plain.Enable(things_);
   plain.OnLive(1);
   ASSERT_TRUE(plain.Install(plain.BeginFill(), *things_, "1", row));
-  wire = nullptr;
-  ASSERT_EQ(plain.Lookup(*things_, "1", &rows, &wire), RowCache::Answer::kRows);
-  EXPECT_EQ(wire, nullptr);
+  ASSERT_EQ(plain.Lookup(*things_, "1", &entry), RowCache::Answer::kRows);
+  EXPECT_TRUE(entry.wire().empty());
   EXPECT_EQ(plain.Stats().bytes, RowCache::EntryBytes("1", row));
 }
 
@@ -566,10 +563,10 @@ TEST_F(RowCacheTest, RebindToAReshapedTableEmptiesItAndCachesTheNewShape) {
       std::vector<storage::Row>{storage::Row{int64_t{1}, "a", "n"}});
   EXPECT_TRUE(
       cache.Install(cache.BeginFill(), *new_things, "1", three_columns));
-  CachedRows rows;
-  ASSERT_EQ(cache.Lookup(*new_things, "1", &rows), RowCache::Answer::kRows);
-  EXPECT_EQ((*rows)[0].size(), 3u);
-  EXPECT_EQ(cache.Lookup(*old_things, "1", &rows), RowCache::Answer::kUnknown);
+  CachedEntry entry;
+  ASSERT_EQ(cache.Lookup(*new_things, "1", &entry), RowCache::Answer::kRows);
+  EXPECT_EQ((*entry.rows())[0].size(), 3u);
+  EXPECT_EQ(cache.Lookup(*old_things, "1", &entry), RowCache::Answer::kUnknown);
   // Writes through rowgate with the old entity only invalidate.
   cache.PutWritten(cache.BeginFill(), *old_things, "1", RowOf(1, "b"));
   EXPECT_EQ(Look(cache, new_things, "1"), RowCache::Answer::kUnknown);
@@ -631,13 +628,13 @@ TEST_F(RowCacheTest, EnableOfATableCreatedAgainCachesItFromThenOn) {
   cache.Enable(new_things);
   EXPECT_TRUE(cache.Caches(new_things));
   EXPECT_FALSE(cache.Caches(old_things));
-  CachedRows rows;
+  CachedEntry rows;
   EXPECT_EQ(cache.Lookup(*new_things, "1", &rows), RowCache::Answer::kUnknown);
   EXPECT_FALSE(cache.Install(early, *new_things, "1", RowOf(1, "early")));
   ASSERT_TRUE(
       cache.Install(cache.BeginFill(), *new_things, "1", RowOf(1, "late")));
   ASSERT_EQ(cache.Lookup(*new_things, "1", &rows), RowCache::Answer::kRows);
-  EXPECT_EQ(std::get<std::string>((*rows)[0][1]), "late");
+  EXPECT_EQ(LabelOf(rows.rows()), "late");
   // Invalidations by name reach the new table.
   cache.Invalidate(*old_things, {"1"});
   EXPECT_EQ(cache.Lookup(*new_things, "1", &rows), RowCache::Answer::kUnknown);
@@ -910,13 +907,13 @@ TEST_F(RowCacheTest, ConcurrentUseStaysWithinTheBound) {
             if (i % 1000 == 0) cache.ClearEntity(*things_);
             break;
           default: {
-            CachedRows rows;
-            if (cache.Lookup(*things_, key, &rows) ==
+            CachedEntry entry;
+            if (cache.Lookup(*things_, key, &entry) ==
                 RowCache::Answer::kUnknown) {
               cache.Install(cache.BeginFill(), *things_, key,
                             RowOf(2, std::string(random() % 40, 'r')));
-            } else if (rows != nullptr) {
-              ASSERT_EQ(rows->size(), 1u);
+            } else if (entry.rows() != nullptr) {
+              ASSERT_EQ(entry.rows()->size(), 1u);
             }
           }
         }
