@@ -1,5 +1,6 @@
 #include "loader/batch_loader.h"
 
+#include <algorithm>
 #include <deque>
 
 #include "absl/container/flat_hash_set.h"
@@ -12,9 +13,14 @@ void PoolBatchExecutor::Run(Task task) {
   pool_.Post([task = std::move(task)](storage::Connection& conn) mutable {
     std::move(task)([&conn](const storage::Entity& entity, int key_column,
                             const std::vector<std::string>& keys,
-                            absl::Time deadline) {
+                            absl::Time deadline,
+                            storage::StatementCancel* cancel) {
       conn.set_deadline(deadline);
-      return storage::FetchByKeys(conn, entity, key_column, keys);
+      conn.set_statement_cancel(cancel);
+      absl::StatusOr<storage::KeyedRows> rows =
+          storage::FetchByKeys(conn, entity, key_column, keys);
+      conn.set_statement_cancel(nullptr);
+      return rows;
     });
   });
 }
@@ -36,6 +42,8 @@ class LoadTicket {
   // Guarded by the queue's mutex (Loader::KeyQueue::mu).
   size_t next_key = 0;  // keys before it are in a batch (or dropped)
   int outstanding_batches = 0;
+  // Batches in flight with this ticket among their waiters.
+  std::vector<Loader::Batch*> inflight;
   bool dispatch_recorded = false;
   std::vector<std::shared_ptr<const storage::KeyedRows>> batches;
 };
@@ -45,6 +53,11 @@ struct Loader::Batch {
   std::vector<std::shared_ptr<LoadTicket>> tickets;
   // The latest deadline of its waiters: the query is useful until then.
   absl::Time deadline = absl::InfinitePast();
+  // Waiters not cancelled yet (under the queue's mutex); at 0 the query
+  // is of no use to anyone and `cancel` ends it.
+  size_t waiting = 0;
+  std::unique_ptr<storage::StatementCancel> cancel =
+      std::make_unique<storage::StatementCancel>();
 };
 
 namespace {
@@ -235,9 +248,23 @@ void Loader::Cancel(const std::shared_ptr<LoadTicket>& ticket,
         QueueFor(ticket->request.entity, ticket->request.key_column);
     storage::MutexLock lock(&queue.mu);
     DropPendingKeys(queue, *ticket);
+    CancelUnwaitedLocked(queue, *ticket);
   }
   // Unmerged tickets release their reservation when their query returns.
   std::move(ticket->done)(std::move(status));
+}
+
+void Loader::CancelUnwaitedLocked(KeyQueue& queue, LoadTicket& ticket) {
+  (void)queue;  // named for the lock annotation only
+  for (Batch* batch : ticket.inflight) {
+    if (--batch->waiting == 0) {
+      // Never blocks: the statement's server-side cancel is sent by the
+      // connection's watchdog thread.
+      batch->cancel->Cancel();
+      stats_.RecordQueryCancelled();
+    }
+  }
+  ticket.inflight.clear();
 }
 
 void Loader::DropPendingKeys(KeyQueue& queue, LoadTicket& ticket) {
@@ -327,6 +354,8 @@ void Loader::TakeBatch(KeyQueue& queue, Batch& batch) {
     if (attached) {
       batch.deadline = std::max(batch.deadline, ticket->request.deadline);
       ++ticket->outstanding_batches;
+      ticket->inflight.push_back(&batch);
+      ++batch.waiting;
       if (!ticket->dispatch_recorded) {
         ticket->dispatch_recorded = true;
         stats_.RecordDispatchWait(now - ticket->arrived);
@@ -357,8 +386,10 @@ void Loader::RunBatch(KeyQueue& queue, BatchExecutor::FetchFn fetch) {
     // Captured before the statement is sent (the fill protocol).
     const FillToken token = fills ? options_.cache->BeginFill() : FillToken{};
     absl::StatusOr<storage::KeyedRows> fetched =
-        fetch(*queue.entity, queue.key_column, batch.keys, batch.deadline);
-    stats_.RecordQuery(batch.keys.size(), !fetched.ok());
+        fetch(*queue.entity, queue.key_column, batch.keys, batch.deadline,
+              batch.cancel.get());
+    stats_.RecordQuery(batch.keys.size(),
+                       !fetched.ok() && !batch.cancel->cancelled());
     std::shared_ptr<const storage::KeyedRows> rows;
     if (fetched.ok()) {
       rows = std::make_shared<const storage::KeyedRows>(std::move(*fetched));
@@ -370,6 +401,11 @@ void Loader::RunBatch(KeyQueue& queue, BatchExecutor::FetchFn fetch) {
       storage::MutexLock lock(&queue.mu);
       for (std::shared_ptr<LoadTicket>& ticket : batch.tickets) {
         --ticket->outstanding_batches;
+        // This batch may be reused for the next one: no ticket may point
+        // at it any more.
+        ticket->inflight.erase(std::remove(ticket->inflight.begin(),
+                                           ticket->inflight.end(), &batch),
+                               ticket->inflight.end());
         if (ticket->IsAnswered()) continue;
         // Claimed under the lock: a ticket split over several batches must
         // be seen as answered by its other batches at once. Were it claimed
@@ -436,7 +472,7 @@ void Loader::RunUnmerged(std::shared_ptr<LoadTicket> ticket,
   const FillToken token = fills ? options_.cache->BeginFill() : FillToken{};
   absl::StatusOr<storage::KeyedRows> fetched =
       fetch(*ticket->request.entity, ticket->request.key_column, keys,
-            ticket->request.deadline);
+            ticket->request.deadline, /*cancel=*/nullptr);
   stats_.RecordQuery(keys.size(), !fetched.ok());
   if (fills && fetched.ok()) {
     FillCache(*ticket->request.entity, ticket->request.key_column, keys,

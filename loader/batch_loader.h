@@ -10,6 +10,10 @@
 // spread evenly over free connections instead of waiting. max_wait > 0
 // trades latency for larger batches.
 //
+// A batch in flight whose every caller was cancelled is cancelled in
+// PostgreSQL too (storage::StatementCancel), so that callers who went away
+// do not hold a database connection until their query ends.
+//
 // Keys are deduplicated within a batch only. Without a RowCache every answer
 // comes from a query that started after the lookup arrived. With one
 // (Options::cache), primary-key lookups of its entities are answered from it
@@ -50,6 +54,7 @@
 #include "loader/loader_stats.h"
 #include "loader/row_cache.h"
 #include "storage/catalog.h"
+#include "storage/connection.h"
 #include "storage/mutex.h"
 #include "storage/table_ops.h"
 #include "storage/worker_pool.h"
@@ -61,10 +66,12 @@ namespace rowgate::loader {
 class BatchExecutor {
  public:
   // Runs a lookup; blocks on the database. Past `deadline` the query is
-  // cancelled (DEADLINE_EXCEEDED).
+  // cancelled (DEADLINE_EXCEEDED), and once `cancel` is cancelled (every
+  // caller of the batch went away) it is cancelled too (CANCELLED).
   using FetchFn = absl::FunctionRef<absl::StatusOr<storage::KeyedRows>(
       const storage::Entity& entity, int key_column,
-      const std::vector<std::string>& keys, absl::Time deadline)>;
+      const std::vector<std::string>& keys, absl::Time deadline,
+      storage::StatementCancel* cancel)>;
   using Task = absl::AnyInvocable<void(FetchFn fetch) &&>;
 
   virtual ~BatchExecutor() = default;
@@ -181,8 +188,11 @@ class Loader {
     // A RunBatch task is queued on the executor (or held by the timer).
     bool scheduled ABSL_GUARDED_BY(mu) = false;
   };
-  struct Batch;
 
+ public:
+  struct Batch;  // opaque; public for LoadTicket only
+
+ private:
   KeyQueue& QueueFor(const storage::Entity* entity, int key_column);
   // Load() past the cache: every key goes to the database.
   std::shared_ptr<LoadTicket> Submit(LoadRequest request, LoadCallback done);
@@ -202,6 +212,10 @@ class Loader {
   size_t BatchLimit(const KeyQueue& queue) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue.mu);
   void DropPendingKeys(KeyQueue& queue, LoadTicket& ticket)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue.mu);
+  // `ticket` (cancelled) no longer waits for its batches in flight: those
+  // it was the last waiter of are cancelled.
+  void CancelUnwaitedLocked(KeyQueue& queue, LoadTicket& ticket)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue.mu);
   void RunBatch(KeyQueue& queue, BatchExecutor::FetchFn fetch);
   void RunUnmerged(std::shared_ptr<LoadTicket> ticket,

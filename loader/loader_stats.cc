@@ -41,6 +41,7 @@ LoaderStatsSnapshot LoaderStats::Snapshot() const {
   s.rejected_overload = rejected_.load(std::memory_order_relaxed);
   s.cancelled = cancelled_.load(std::memory_order_relaxed);
   s.failed_queries = failed_.load(std::memory_order_relaxed);
+  s.cancelled_queries = cancelled_queries_.load(std::memory_order_relaxed);
   for (int i = 0; i < kKeysPerQueryBuckets; ++i) {
     s.keys_per_query[i] = buckets_[i].load(std::memory_order_relaxed);
   }

@@ -27,6 +27,9 @@ struct LoaderStatsSnapshot {
   uint64_t rejected_overload = 0;
   uint64_t cancelled = 0;
   uint64_t failed_queries = 0;
+  // Queries in flight whose every caller was cancelled: cancelled in
+  // PostgreSQL (not counted as failed).
+  uint64_t cancelled_queries = 0;
   std::array<uint64_t, kKeysPerQueryBuckets> keys_per_query{};
   uint64_t dispatch_wait_micros_total = 0;
   uint64_t dispatch_wait_micros_max = 0;
@@ -42,11 +45,15 @@ class LoaderStats {
   void RecordDispatchWait(absl::Duration wait);
   void RecordRejected() { rejected_.fetch_add(1, std::memory_order_relaxed); }
   void RecordCancelled() { cancelled_.fetch_add(1, std::memory_order_relaxed); }
+  void RecordQueryCancelled() {
+    cancelled_queries_.fetch_add(1, std::memory_order_relaxed);
+  }
   LoaderStatsSnapshot Snapshot() const;
 
  private:
   std::atomic<uint64_t> requests_{0}, keys_{0}, queries_{0}, keys_queried_{0},
-      rejected_{0}, cancelled_{0}, failed_{0}, wait_total_{0}, wait_max_{0};
+      rejected_{0}, cancelled_{0}, failed_{0}, cancelled_queries_{0},
+      wait_total_{0}, wait_max_{0};
   std::array<std::atomic<uint64_t>, kKeysPerQueryBuckets> buckets_{};
 };
 

@@ -21,6 +21,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ServeGetLoaderStats(
     response->set_rejected_overload(s.rejected_overload);
     response->set_cancelled(s.cancelled);
     response->set_failed_queries(s.failed_queries);
+    response->set_cancelled_queries(s.cancelled_queries);
     for (uint64_t bucket : s.keys_per_query) {
       response->add_keys_per_query_buckets(bucket);
     }

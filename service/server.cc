@@ -489,6 +489,9 @@ std::string Server::RenderMetrics() const {
           "Distinct keys sent to PostgreSQL.", s.keys_queried);
   counter("rowgate_loader_failed_queries_total", "Lookup queries that failed.",
           s.failed_queries);
+  counter("rowgate_loader_cancelled_queries_total",
+          "Lookup queries cancelled in PostgreSQL: every caller was cancelled.",
+          s.cancelled_queries);
   counter("rowgate_loader_cancelled_total",
           "Lookups cancelled or past their deadline.", s.cancelled);
   counter("rowgate_loader_rejected_total",

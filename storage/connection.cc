@@ -113,10 +113,13 @@ class Cutoff {
 // answers can be abandoned (with the connection) rather than waited for.
 class PoliteCancel {
  public:
+  // `always_arm`: even without a deadline (InfiniteFuture), for a
+  // StatementCancel to expedite.
   PoliteCancel(DeadlineWatchdog& watchdog,
-               std::shared_ptr<pqxx::connection> conn, absl::Time at)
+               std::shared_ptr<pqxx::connection> conn, absl::Time at,
+               bool always_arm = false)
       : watchdog_(watchdog), done_(std::make_shared<absl::Notification>()) {
-    if (at == absl::InfiniteFuture()) return;
+    if (at == absl::InfiniteFuture() && !always_arm) return;
     alarm_ = watchdog_.Arm(at, [conn = std::move(conn), done = done_] {
       if (running_cancels.fetch_add(1) >= kMaxRunningCancels) {
         running_cancels.fetch_sub(1);
@@ -135,6 +138,7 @@ class PoliteCancel {
     });
   }
   ~PoliteCancel() { Disarm(absl::InfinitePast()); }
+  uint64_t alarm() const { return alarm_; }
   PoliteCancel(const PoliteCancel&) = delete;
   PoliteCancel& operator=(const PoliteCancel&) = delete;
 
@@ -159,6 +163,11 @@ class PoliteCancel {
   uint64_t alarm_ = 0;
   bool fired_ = false;
 };
+
+absl::Status CallersGone() {
+  return absl::CancelledError(
+      "every caller of the statement went away: it was cancelled");
+}
 
 absl::Status ShuttingDown() {
   return absl::UnavailableError(
@@ -385,6 +394,30 @@ absl::StatusOr<QueryResult> Connection::Execute(const std::string& sql,
   return result;
 }
 
+void StatementCancel::Cancel() {
+  MutexLock lock(&mu_);
+  cancelled_ = true;
+  if (alarm_ != 0) watchdog_->Expedite(alarm_);
+}
+
+bool StatementCancel::cancelled() const {
+  MutexLock lock(&mu_);
+  return cancelled_;
+}
+
+bool StatementCancel::Attach(DeadlineWatchdog* watchdog, uint64_t alarm) {
+  MutexLock lock(&mu_);
+  if (cancelled_) return false;
+  watchdog_ = watchdog;
+  alarm_ = alarm;
+  return true;
+}
+
+void StatementCancel::Detach() {
+  MutexLock lock(&mu_);
+  alarm_ = 0;
+}
+
 absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
                                                     const Params& params) {
   const absl::Time deadline = std::min(deadline_, deadline_cap_);
@@ -414,13 +447,26 @@ absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
     if (interrupted_) return ShuttingDown();
     statement_fd_ = cutoff.fd();
   }
-  PoliteCancel cancel(*watchdog_, state_->conn, deadline);
+  PoliteCancel cancel(*watchdog_, state_->conn, deadline,
+                      /*always_arm=*/early_ != nullptr);
+  if (early_ != nullptr && !early_->Attach(watchdog_, cancel.alarm())) {
+    cancel.Disarm(absl::InfinitePast());
+    MutexLock lock(&interrupt_mu_);
+    statement_fd_ = -1;
+    return CallersGone();
+  }
   bool cancelled = false;
   bool abandon = false;
   bool interrupted = false;
   auto disarm = [&] {
-    cancelled =
-        cancel.Disarm(Later(deadline, timeouts_.cancel_grace), &abandon);
+    if (early_ != nullptr) early_->Detach();
+    // A cancel asked for early is sent at once: wait for it like one sent
+    // at the deadline, so that it cannot hit a later statement.
+    const absl::Time cancel_wait =
+        early_ != nullptr && early_->cancelled()
+            ? absl::Now() + timeouts_.cancel_grace
+            : Later(deadline, timeouts_.cancel_grace);
+    cancelled = cancel.Disarm(cancel_wait, &abandon);
     {
       MutexLock lock(&interrupt_mu_);
       statement_fd_ = -1;
@@ -484,6 +530,9 @@ absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
       state_->replan = true;
     }
     if (sqlstate == "57014") {
+      if (cancelled && early_ != nullptr && early_->cancelled()) {
+        return CallersGone();
+      }
       if (cancelled) {
         return absl::DeadlineExceededError(
             "the statement was cancelled in PostgreSQL: the caller's "

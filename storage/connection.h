@@ -86,6 +86,33 @@ void InvalidatePreparedStatements();
 // Set it before any statement runs; null: none.
 void SetSchemaErrorHook(std::function<void()> hook);
 
+// Lets another thread end, early, the statements a Connection runs on its
+// behalf: the loader's query whose every caller went away (cancelled) need
+// not hold its connection until it finishes or its deadline passes. Attach
+// it with Connection::set_statement_cancel. Cancel() then cancels the
+// statement running (the server is asked, as at a deadline: the connection
+// stays usable) and any later one before it is sent; they answer
+// CANCELLED.
+//
+// Thread-safe. Cancel() never blocks, so a gRPC thread may call it.
+class StatementCancel {
+ public:
+  void Cancel();
+  bool cancelled() const;
+
+ private:
+  friend class Connection;
+  // The running statement's alarm on `watchdog` (see Connection), or 0.
+  // Returns false when cancelled already (the statement is not sent).
+  bool Attach(DeadlineWatchdog* watchdog, uint64_t alarm);
+  void Detach();
+
+  mutable Mutex mu_;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  DeadlineWatchdog* watchdog_ ABSL_GUARDED_BY(mu_) = nullptr;
+  uint64_t alarm_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 class Connection {
  public:
   // `url` is a libpq connection string or URI. Does not connect. Statements
@@ -114,6 +141,11 @@ class Connection {
   // A bound on every deadline from now on, whatever set_deadline says (the
   // pool's drain at shutdown). InfiniteFuture: none.
   void set_deadline_cap(absl::Time cap) { deadline_cap_ = cap; }
+
+  // Statements run from now on may be ended early through `cancel` (not
+  // owned; must outlive its use here); null: none. Not thread-safe (set it
+  // between statements, from the thread that runs them).
+  void set_statement_cancel(StatementCancel* cancel) { early_ = cancel; }
 
   // The deadline statements honour now (set_deadline's, within the cap).
   absl::Time deadline() const { return std::min(deadline_, deadline_cap_); }
@@ -148,6 +180,7 @@ class Connection {
   const DatabaseTimeouts timeouts_;
   absl::Time deadline_ = absl::InfiniteFuture();
   absl::Time deadline_cap_ = absl::InfiniteFuture();
+  StatementCancel* early_ = nullptr;
   std::unique_ptr<State> state_;
   // Set by Interrupt(); a duplicate of the socket under the statement in
   // progress (-1: none), which Interrupt() shuts down.

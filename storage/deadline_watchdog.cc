@@ -39,6 +39,16 @@ bool DeadlineWatchdog::Disarm(uint64_t id) {
   return armed_.erase(id) == 1;
 }
 
+void DeadlineWatchdog::Expedite(uint64_t id) {
+  {
+    MutexLock lock(&mu_);
+    auto it = armed_.find(id);
+    if (it == armed_.end()) return;
+    it->second.deadline = absl::InfinitePast();
+  }
+  changed_.SignalAll();
+}
+
 void DeadlineWatchdog::Loop() {
   MutexLock lock(&mu_);
   while (!stopping_) {

@@ -42,6 +42,10 @@ class DeadlineWatchdog {
   // while that cancel is running.
   bool Disarm(uint64_t id);
 
+  // Runs `id`'s cancel now (on the watchdog's thread), as if its deadline
+  // had passed; nothing if it already ran or was disarmed. Never blocks.
+  void Expedite(uint64_t id);
+
  private:
   void Loop();
 

@@ -348,6 +348,62 @@ TEST(OperationsTest, DeadlineCancelsTheStatementInPostgres) {
   EXPECT_EQ(waiting[0][0], "0");
 }
 
+// A caller that goes away frees the database connection its lookup holds:
+// with one connection and `users` locked, a BatchGet on users with a long
+// deadline is cancelled by its client, and a lookup on another table then
+// succeeds while the lock is still held (before, it waited behind the
+// abandoned statement until the lock or the statement timeout ended it).
+TEST(OperationsTest, CancelledCallerCancelsTheStatementInPostgres) {
+  auto server = RowgateProcess::Start({"--pool_size=1"});
+  ASSERT_NE(server, nullptr);
+  Client client(server->NewChannel());
+  const v1::LoaderStats before = client.MustGetLoaderStats();
+
+  pqxx::connection admin(testing::TestDatabaseUrl());
+  auto lock = std::make_unique<pqxx::work>(admin);
+  lock->exec("LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
+  const auto backends_waiting = [] {
+    return testing::ExecSql(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+        "'rowgate' AND datname = current_database() AND wait_event_type = "
+        "'Lock'")[0][0];
+  };
+
+  auto users_context = NewContext(absl::Seconds(60));
+  grpc::Status users_status;
+  std::thread caller([&] {
+    v1::BatchGetResponse response;
+    users_status = client.data()->BatchGet(
+        users_context.get(), BatchGetRequest("users", Ints({1})), &response);
+  });
+  // Its statement waits for the lock.
+  absl::Time until = absl::Now() + absl::Seconds(10);
+  while (backends_waiting() != "1" && absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(backends_waiting(), "1");
+  users_context->TryCancel();
+  caller.join();
+
+  v1::BatchGetResponse types_response;
+  auto types_context = NewContext(absl::Seconds(5));
+  const grpc::Status types_status = client.data()->BatchGet(
+      types_context.get(), BatchGetRequest("grouptypes", Ints({11})),
+      &types_response);
+  const std::string waiting_after = backends_waiting();
+  lock->commit();
+
+  EXPECT_EQ(users_status.error_code(), grpc::StatusCode::CANCELLED);
+  ASSERT_TRUE(types_status.ok()) << types_status.error_message() << "\n"
+                                 << server->OutputTail();
+  ASSERT_EQ(types_response.results_size(), 1);
+  EXPECT_TRUE(types_response.results(0).found());
+  EXPECT_EQ(waiting_after, "0");
+  const v1::LoaderStats after = client.MustGetLoaderStats();
+  EXPECT_EQ(after.cancelled_queries(), before.cancelled_queries() + 1);
+  EXPECT_EQ(after.failed_queries(), before.failed_queries());
+}
+
 // The value of the sample `series` (name and labels, exactly as printed) in
 // a Prometheus text page; -1 when absent.
 double Sample(const std::string& page, const std::string& series) {

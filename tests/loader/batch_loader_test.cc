@@ -137,9 +137,10 @@ class GatedExecutor : public BatchExecutor {
         task = std::move(tasks_.front());
         tasks_.pop_front();
       }
-      std::move(task)([this](const storage::Entity&, int,
-                             const std::vector<std::string>& keys,
-                             absl::Time) { return Fetch(keys); });
+      std::move(task)(
+          [this](const storage::Entity&, int,
+                 const std::vector<std::string>& keys, absl::Time,
+                 storage::StatementCancel*) { return Fetch(keys); });
     }
   }
 
@@ -278,15 +279,22 @@ class ScriptedExecutor : public BatchExecutor {
     std::lock_guard<std::mutex> lock(mu_);
     return fetches_;
   }
+  // Whether fetch `n` (started, not yet released) was asked to stop: every
+  // caller of its batch went away.
+  bool FetchCancelled(size_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cancels_.at(n) != nullptr && cancels_[n]->cancelled();
+  }
 
  private:
-  absl::StatusOr<storage::KeyedRows> Fetch(
-      const std::vector<std::string>& keys) {
+  absl::StatusOr<storage::KeyedRows> Fetch(const std::vector<std::string>& keys,
+                                           storage::StatementCancel* cancel) {
     absl::Status status;
     {
       std::unique_lock<std::mutex> lock(mu_);
       const size_t n = fetches_.size();
       fetches_.push_back(keys);
+      cancels_.push_back(cancel);
       changed_.notify_all();
       changed_.wait(lock, [&] {
         return stopping_ || (releases_.size() > n && releases_[n].has_value());
@@ -311,8 +319,10 @@ class ScriptedExecutor : public BatchExecutor {
         tasks_.pop_front();
       }
       std::move(task)([this](const storage::Entity&, int,
-                             const std::vector<std::string>& keys,
-                             absl::Time) { return Fetch(keys); });
+                             const std::vector<std::string>& keys, absl::Time,
+                             storage::StatementCancel* cancel) {
+        return Fetch(keys, cancel);
+      });
       {
         std::lock_guard<std::mutex> lock(mu_);
         ++tasks_returned_;
@@ -325,6 +335,7 @@ class ScriptedExecutor : public BatchExecutor {
   std::condition_variable changed_;
   std::deque<Task> tasks_;
   std::vector<std::vector<std::string>> fetches_;
+  std::vector<storage::StatementCancel*> cancels_;  // valid until released
   std::vector<std::optional<absl::Status>> releases_;
   size_t tasks_returned_ = 0;
   bool hold_ = false;
@@ -526,6 +537,42 @@ TEST_F(LoaderTest, CancelledWhileTheQueryRunsIsAnsweredAtOnce) {
   loader.Load(Request({"2"}), next.Callback());
   next.done.WaitForNotification();
   EXPECT_EQ(running.calls.load(), 1);
+}
+
+// A query in flight is cancelled in PostgreSQL (its StatementCancel) once
+// every caller of its batch is cancelled, not while one still waits; it
+// counts as cancelled, not failed, and the queue goes on.
+TEST_F(LoaderTest, QueryInFlightIsCancelledOnceEveryCallerOfItIs) {
+  ScriptedExecutor executor(1);
+  Loader loader({}, executor);
+  ExecutorStopsFirst stop_first(executor);
+  executor.HoldTasks();
+  Answer a, b;
+  auto ticket_a = loader.Load(Request({"1"}), a.Callback());
+  auto ticket_b = loader.Load(Request({"1", "2"}), b.Callback());
+  executor.StartTasks();
+  executor.AwaitFetches(1);
+  ASSERT_THAT(executor.fetches(), ElementsAre(ElementsAre("1", "2")));
+
+  loader.Cancel(ticket_a, absl::CancelledError("a went away"));
+  EXPECT_FALSE(executor.FetchCancelled(0)) << "b still waits for it";
+  loader.Cancel(ticket_b, absl::CancelledError("b went away"));
+  EXPECT_TRUE(executor.FetchCancelled(0));
+  EXPECT_EQ(loader.Stats().cancelled_queries, 1u);
+
+  executor.Release(0, absl::CancelledError("cancelled in PostgreSQL"));
+  executor.AwaitTasksReturned(1);
+  EXPECT_EQ(loader.Stats().failed_queries, 0u);
+  EXPECT_EQ(a.calls.load(), 1);
+  EXPECT_EQ(b.calls.load(), 1);
+  EXPECT_EQ(b.status.code(), absl::StatusCode::kCancelled);
+  Answer next;
+  loader.Load(Request({"5"}), next.Callback());
+  executor.AwaitFetches(2);
+  EXPECT_FALSE(executor.FetchCancelled(1));
+  executor.Release(1);
+  next.done.WaitForNotification();
+  EXPECT_THAT(next.ids, ElementsAre(5));
 }
 
 // A failed query fails every caller of that batch; the next batch works.

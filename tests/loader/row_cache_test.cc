@@ -146,8 +146,10 @@ class FakeTableExecutor : public BatchExecutor {
         busy_ = true;
       }
       std::move(task)([this](const storage::Entity&, int key_column,
-                             const std::vector<std::string>& keys,
-                             absl::Time) { return Fetch(key_column, keys); });
+                             const std::vector<std::string>& keys, absl::Time,
+                             storage::StatementCancel*) {
+        return Fetch(key_column, keys);
+      });
       {
         std::lock_guard<std::mutex> lock(mu_);
         busy_ = false;

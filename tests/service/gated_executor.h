@@ -114,9 +114,10 @@ class GatedExecutor : public loader::BatchExecutor {
         task = std::move(tasks_.front());
         tasks_.pop_front();
       }
-      std::move(task)([this](const storage::Entity&, int,
-                             const std::vector<std::string>& keys,
-                             absl::Time) { return Fetch(keys); });
+      std::move(task)(
+          [this](const storage::Entity&, int,
+                 const std::vector<std::string>& keys, absl::Time,
+                 storage::StatementCancel*) { return Fetch(keys); });
     }
   }
 
