@@ -54,10 +54,11 @@ std::string LoaderStatsSnapshot::ToString() const {
   return absl::StrFormat(
       "requests=%d keys=%d queries=%d keys_queried=%d keys_per_query=%.2f "
       "rejected_overload=%d cancelled=%d failed_queries=%d "
-      "dispatch_wait_avg_us=%.1f dispatch_wait_max_us=%d",
+      "cancelled_queries=%d dispatch_wait_avg_us=%.1f "
+      "dispatch_wait_max_us=%d",
       requests, keys, queries, keys_queried,
       queries ? static_cast<double>(keys_queried) / queries : 0.0,
-      rejected_overload, cancelled, failed_queries,
+      rejected_overload, cancelled, failed_queries, cancelled_queries,
       requests ? static_cast<double>(dispatch_wait_micros_total) / requests
                : 0.0,
       dispatch_wait_micros_max);

@@ -8,14 +8,14 @@
 // row's encoding (Options::encode_row), its eviction links and a reference
 // count, so that a hit touches the block it compares the key in and
 // nothing else (no separate node, no shared_ptr control blocks): on a cache
-// far larger than the CPU's, each of those was one more miss per key.
-// Each shard has its own mutex and
-// a second-chance (CLOCK) list, an approximation of LRU: installs evict from
+// far larger than the CPU's, each of those was one more miss per key. Each
+// shard has its own mutex and a second-chance (CLOCK) list, an
+// approximation of LRU: installs evict from
 // the list's old end until the shard's accounted bytes (keys' and values'
-// heap capacity, node and table overhead) are under max_bytes / shards,
+// heap capacity, block and table overhead) are under max_bytes / shards,
 // whatever the key distribution, and an entry looked up since it last came
 // round is passed over once (moved to the new end, its mark cleared). A hit
-// only sets that mark: it does not relink the node, which on a hot cache
+// only sets that mark: it does not relink the entry, which on a hot cache
 // cost two more cache misses per key (the neighbours) under the shard lock.
 //
 // The fill protocol, which keeps a fetch that raced an invalidation from
