@@ -7,6 +7,7 @@
 #include <variant>
 
 #include "absl/hash/hash.h"
+#include "absl/numeric/bits.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
@@ -126,9 +127,9 @@ RowCache::RowCache(Options options)
   const size_t shards =
       RoundUpToPowerOfTwo(static_cast<size_t>(std::max(1, options.shards)));
   shard_mask_ = shards - 1;
-  while ((size_t{1} << shard_shift_) < shards) ++shard_shift_;
-  // Top bits: 64 - log2(shards), or none for one shard.
-  shard_shift_ = shard_shift_ == 0 ? 0 : 64 - shard_shift_;
+  // The shard is the hash's top log2(shards) bits (none for one shard).
+  const int shard_bits = absl::countr_zero(shards);
+  shard_shift_ = shard_bits == 0 ? 0 : 64 - shard_bits;
   shard_bytes_ = max_bytes_ / shards;
   shards_ = std::make_unique<Shard[]>(shards);
   for (size_t i = 0; i < shards; ++i) {
@@ -281,13 +282,17 @@ void RowCache::PushFrontLocked(Shard& shard, Block& block) {
   shard.head.next = &block;
 }
 
-void RowCache::RemoveLocked(Shard& shard, KeyMap& map, KeyMap::iterator it) {
-  Block* block = *it;
+void RowCache::ForgetLocked(Shard& shard, Block* block) {
   UnlinkLocked(shard, *block);
   shard.bytes -= block->bytes;
   --shard.entries;
-  map.erase(it);
   Block::Unref(block);
+}
+
+void RowCache::RemoveLocked(Shard& shard, KeyMap& map, KeyMap::iterator it) {
+  Block* block = *it;
+  map.erase(it);
+  ForgetLocked(shard, block);
 }
 
 RowCache::Answer RowCache::Lookup(const storage::Entity& entity,
@@ -440,11 +445,8 @@ void RowCache::ClearShards(Slot slot) {
         continue;
       }
       for (Block* block : map->second) {
-        UnlinkLocked(shard, *block);
-        shard.bytes -= block->bytes;
-        --shard.entries;
         ++shard.invalidations;
-        Block::Unref(block);
+        ForgetLocked(shard, block);
       }
       shard.maps.erase(map++);
     }

@@ -338,8 +338,11 @@ class RowCache final : public storage::ChangeListener {
   // Removes `key`'s entry, if any; returns whether there was one.
   bool EraseLocked(Shard& shard, Slot slot, absl::string_view key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
-  // Takes `block` out of the shard's list and map and drops the map's
-  // reference.
+  // Takes `block`, already out of its map, out of the shard's list and
+  // accounting, and drops the map's reference.
+  void ForgetLocked(Shard& shard, Block* block)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // Takes the block at `it` out of `map`, then forgets it.
   void RemoveLocked(Shard& shard, KeyMap& map, KeyMap::iterator it)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   void UnlinkLocked(Shard& shard, Block& block)
@@ -358,7 +361,7 @@ class RowCache final : public storage::ChangeListener {
   const RowEncoder encode_row_;
   size_t shard_bytes_ = 0;
   size_t shard_mask_ = 0;
-  // The shard is the hash's top bits (see ShardFor).
+  // Shifts the key's hash down to its shard bits (see ShardFor).
   int shard_shift_ = 0;
   std::unique_ptr<Shard[]> shards_;
   storage::Mutex bind_mu_;
