@@ -20,6 +20,11 @@
 #   rowgate_zipf     rowgate with the row cache at its default 64 MiB (a
 #                    fraction of the table) under zipfian keys: hits and
 #                    the miss path; the note gives the hit ratio
+#   rowgate_cq2, rowgate_cached_cq2, ceiling_cq2
+#                    rowgate, rowgate_cached and ceiling_cq with
+#                    --cq_threads=2, the README's advice for clients on
+#                    several connections: run at the two-connection points
+#                    only (on one connection the README advises one thread)
 #
 # Database rowgate_bench (demo schema) gets 1,000,000 users once and keeps
 # them. At each point every system runs in turn (the order rotates per point,
@@ -69,7 +74,7 @@ else
           "s128 stream 128 1 8 16 2" "s128x1 stream 128 1 8 16 1")
 fi
 systems=(rowgate rowgate_callback rowgate_nomerge pgbench ceiling_cq ceiling
-         rowgate_cached rowgate_zipf)
+         rowgate_cached rowgate_zipf rowgate_cq2 ceiling_cq2 rowgate_cached_cq2)
 # BENCH_POINTS="u512 b16" / BENCH_SYSTEMS="rowgate pgbench": a subset.
 if [ -n "${BENCH_POINTS:-}" ]; then
   chosen=()
@@ -220,7 +225,12 @@ row() { local IFS=,; echo "$*" >>"$csv"; }
 run_rowgate() {
   local sys=$1 point=$2 mode=$3 c=$4 kpc=$5 streams=$6 inflight=$7 conns=$8 fmt=$9
   local name=$point-$sys flags=(--database_url="$url") load_extra=() prime=0
+  local base=$sys
   case "$sys" in
+    ceiling_cq2) base=ceiling_cq ;;
+    *_cq2) base=${sys%_cq2} ;;
+  esac
+  case "$base" in
     rowgate_callback) flags+=(--cq_threads=0) ;;
     rowgate_nomerge) flags+=(--loader_merge=false) ;;
     ceiling_cq) flags=(--bench_memory_backend) ;;
@@ -232,6 +242,7 @@ run_rowgate() {
       flags+=(--cache_entities=users)
       load_extra=(--distribution=zipfian) ;;
   esac
+  [ "$base" != "$sys" ] && flags+=(--cq_threads=2)
   # Metrics (for the hit ratio) only where the miss path is measured: their
   # interceptor costs every call a little. --prime waits for the cache
   # itself.
@@ -384,6 +395,10 @@ for i in "${!points[@]}"; do
         [ "$fmt" = list ] && continue  # rows are rows to Postgres
         run_pgbench "$point" "$mode" "$c" "$kpc"
         ;;
+      *_cq2)
+        [ "$conns" = 1 ] && continue
+        run_rowgate "$sys" "$point" "$mode" "$c" "$kpc" "$streams" "$inflight" "$conns" "$fmt"
+        ;;
       *) run_rowgate "$sys" "$point" "$mode" "$c" "$kpc" "$streams" "$inflight" "$conns" "$fmt" ;;
     esac
   done
@@ -414,7 +429,8 @@ md=$out/results.md
     "b16l = b16 with rows answered as value lists (row_format ROW_FORMAT_LIST) instead of maps."
   echo "pgbench: Postgres alone, prepared \`SELECT * FROM users WHERE id = \$1\` (b16: \`= ANY\` of 100 ids)," \
     "one connection per client; ceiling_cq / ceiling: rowgate answering from memory, no database," \
-    "every method on the completion-queue API / on the callback API; rowgate_callback: rowgate on the callback API."
+    "every method on the completion-queue API / on the callback API; rowgate_callback: rowgate on the callback API;" \
+    "rowgate_cq2 / rowgate_cached_cq2 / ceiling_cq2: rowgate / rowgate_cached / ceiling_cq with --cq_threads=2 (two-connection points only)."
   echo "queries/key: Postgres statements per key (pg_stat_statements); CPU: rowgate's CPU" \
     "seconds per million keys; RSS: rowgate's idle after start / peak."
   echo

@@ -731,19 +731,24 @@ void DataServiceImpl::PageWithIncludes(
     std::shared_ptr<const std::vector<loader::IncludePlan>> includes) {
   const absl::Time deadline = DeadlineOf(context);
   // The walk, once started, for the call's OnCancel: a cancelled Page stops
-  // its lookups instead of leaving them to run for nobody.
+  // its lookups instead of leaving them to run for nobody, and its own
+  // query in PostgreSQL, as RunOnWorker's calls do.
   auto walking = std::make_shared<IncludeCall>();
-  call->set_on_cancel([walking, context] {
+  auto cancel = std::make_shared<storage::StatementCancel>();
+  call->set_on_cancel([walking, cancel, context] {
+    cancel->Cancel();
     CancelWalk(*walking, CancellationStatus(context));
   });
   absl::Status queued = pool_->TryPost([this, call, entity, deadline, walking,
-                                        query = std::move(query),
+                                        cancel, query = std::move(query),
                                         columns = std::move(columns),
                                         includes = std::move(includes)](
                                            storage::Connection& conn) mutable {
     conn.set_deadline(deadline);
+    conn.set_statement_cancel(cancel.get());
     absl::StatusOr<storage::PageResult> fetched =
         storage::FetchPage(conn, *entity, query);
+    conn.set_statement_cancel(nullptr);
     if (!fetched.ok()) return call->Reply(fetched.status());
     if (std::optional<absl::Status> cancelled = FinishIfCancelled(*walking)) {
       return call->Reply(*cancelled);

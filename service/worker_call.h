@@ -13,6 +13,7 @@
 #include <grpcpp/support/server_callback.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -28,15 +29,24 @@ namespace rowgate::service::calls {
 
 // Runs `work(conn)` on a database worker and replies to `call` with its
 // status; RESOURCE_EXHAUSTED at once when the pool's queue is full. The
-// connection's deadline is the call's.
+// connection's deadline is the call's, and a call the client cancels
+// cancels its statement in PostgreSQL (a write's transaction rolls back):
+// a Page or a write nobody waits for must not hold one of the pool's
+// connections until it ends. Sets the call's on_cancel: call it from the
+// handler, before it returns.
 template <typename Call, typename Work>
 void RunOnWorker(storage::WorkerPool& pool, grpc::ServerContextBase* context,
                  Call* call, Work work) {
+  auto cancel = std::make_shared<storage::StatementCancel>();
+  call->set_on_cancel([cancel] { cancel->Cancel(); });
   absl::Status queued =
-      pool.TryPost([call, deadline = DeadlineOf(context),
+      pool.TryPost([call, cancel, deadline = DeadlineOf(context),
                     work = std::move(work)](storage::Connection& conn) mutable {
         conn.set_deadline(deadline);
-        call->Reply(work(conn));
+        conn.set_statement_cancel(cancel.get());
+        absl::Status status = work(conn);
+        conn.set_statement_cancel(nullptr);
+        call->Reply(status);
       });
   if (!queued.ok()) call->Reply(queued);
 }

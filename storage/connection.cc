@@ -447,9 +447,12 @@ absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
     if (interrupted_) return ShuttingDown();
     statement_fd_ = cutoff.fd();
   }
+  // ROLLBACK is how a cancelled transaction ends: never refused, never
+  // cancelled, or the connection would be closed for want of it.
+  StatementCancel* const early = sql == "ROLLBACK" ? nullptr : early_;
   PoliteCancel cancel(*watchdog_, state_->conn, deadline,
-                      /*always_arm=*/early_ != nullptr);
-  if (early_ != nullptr && !early_->Attach(watchdog_, cancel.alarm())) {
+                      /*always_arm=*/early != nullptr);
+  if (early != nullptr && !early->Attach(watchdog_, cancel.alarm())) {
     cancel.Disarm(absl::InfinitePast());
     MutexLock lock(&interrupt_mu_);
     statement_fd_ = -1;
@@ -459,11 +462,11 @@ absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
   bool abandon = false;
   bool interrupted = false;
   auto disarm = [&] {
-    if (early_ != nullptr) early_->Detach();
+    if (early != nullptr) early->Detach();
     // A cancel asked for early is sent at once: wait for it like one sent
     // at the deadline, so that it cannot hit a later statement.
     const absl::Time cancel_wait =
-        early_ != nullptr && early_->cancelled()
+        early != nullptr && early->cancelled()
             ? absl::Now() + timeouts_.cancel_grace
             : Later(deadline, timeouts_.cancel_grace);
     cancelled = cancel.Disarm(cancel_wait, &abandon);
@@ -530,7 +533,7 @@ absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
       state_->replan = true;
     }
     if (sqlstate == "57014") {
-      if (cancelled && early_ != nullptr && early_->cancelled()) {
+      if (cancelled && early != nullptr && early->cancelled()) {
         return CallersGone();
       }
       if (cancelled) {

@@ -143,8 +143,9 @@ class Connection {
   void set_deadline_cap(absl::Time cap) { deadline_cap_ = cap; }
 
   // Statements run from now on may be ended early through `cancel` (not
-  // owned; must outlive its use here); null: none. Not thread-safe (set it
-  // between statements, from the thread that runs them).
+  // owned; must outlive its use here); null: none. ROLLBACK is exempt: it
+  // is how a cancelled transaction ends. Not thread-safe (set it between
+  // statements, from the thread that runs them).
   void set_statement_cancel(StatementCancel* cancel) { early_ = cancel; }
 
   // The deadline statements honour now (set_deadline's, within the cap).

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <pqxx/pqxx>
 #include <thread>
 #include <vector>
@@ -402,6 +403,109 @@ TEST(OperationsTest, CancelledCallerCancelsTheStatementInPostgres) {
   const v1::LoaderStats after = client.MustGetLoaderStats();
   EXPECT_EQ(after.cancelled_queries(), before.cancelled_queries() + 1);
   EXPECT_EQ(after.failed_queries(), before.failed_queries());
+}
+
+// A Page or a write whose client cancels it is cancelled in PostgreSQL
+// too, as a lookup is: with one connection and `users` locked, each call
+// below waits for the lock, its client cancels, and a lookup on another
+// table then succeeds while the lock is still held, on the same backend
+// (a cancelled transaction ends with ROLLBACK, not by closing the
+// connection). Nothing of the cancelled writes is written. Before, each
+// held the pool's one connection until the lock or the statement timeout
+// ended it.
+TEST(OperationsTest, CancelledPageAndWritesCancelTheirStatementsInPostgres) {
+  auto server = RowgateProcess::Start({"--pool_size=1"});
+  ASSERT_NE(server, nullptr);
+  Client client(server->NewChannel());
+  const std::string tag = UniqueTag("cancelw");
+  const auto insert = [&](const std::string& suffix,
+                          const std::string& request_id) {
+    v1::InsertRequest request;
+    request.set_entity("users");
+    request.set_request_id(request_id);
+    *request.add_rows() =
+        MakeRow({{"name", Str("Cancelled")},
+                 {"email", Str(absl::StrCat(tag, suffix, "@cancel.test"))}});
+    return request;
+  };
+  struct Case {
+    std::string name;
+    std::function<grpc::Status(grpc::ClientContext*)> call;
+  };
+  const std::vector<Case> cases = {
+      {"Page",
+       [&](grpc::ClientContext* context) {
+         v1::PageRequest request;
+         request.set_entity("users");
+         v1::PageResponse response;
+         return client.data()->Page(context, request, &response);
+       }},
+      {"Insert",
+       [&](grpc::ClientContext* context) {
+         v1::InsertResponse response;
+         return client.data()->Insert(context, insert("a", ""), &response);
+       }},
+      {"Insert with request_id (a transaction)",
+       [&](grpc::ClientContext* context) {
+         v1::InsertResponse response;
+         return client.data()->Insert(context, insert("b", tag), &response);
+       }},
+  };
+  const auto backends = [](const std::string& where) {
+    return testing::ExecSql(absl::StrCat(
+        "SELECT coalesce(string_agg(pid::text, ',' ORDER BY pid), '') FROM "
+        "pg_stat_activity WHERE application_name = 'rowgate' AND datname = "
+        "current_database()",
+        where))[0][0];
+  };
+  const std::string waiting_for_lock = " AND wait_event_type = 'Lock'";
+  // The pool's connection is open before the first case.
+  {
+    v1::BatchGetResponse response;
+    auto context = NewContext(absl::Seconds(5));
+    ASSERT_TRUE(client.data()
+                    ->BatchGet(context.get(),
+                               BatchGetRequest("grouptypes", Ints({11})),
+                               &response)
+                    .ok());
+  }
+  const std::string backends_before = backends("");
+
+  pqxx::connection admin(testing::TestDatabaseUrl());
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto lock = std::make_unique<pqxx::work>(admin);
+    lock->exec("LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
+    auto context = NewContext(absl::Seconds(60));
+    grpc::Status status;
+    std::thread caller([&] { status = c.call(context.get()); });
+    absl::Time until = absl::Now() + absl::Seconds(10);
+    while (backends(waiting_for_lock).empty() && absl::Now() < until) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    const bool waited = !backends(waiting_for_lock).empty();
+    context->TryCancel();
+    caller.join();
+
+    v1::BatchGetResponse types_response;
+    auto types_context = NewContext(absl::Seconds(5));
+    const grpc::Status types_status = client.data()->BatchGet(
+        types_context.get(), BatchGetRequest("grouptypes", Ints({11})),
+        &types_response);
+    const std::string waiting_after = backends(waiting_for_lock);
+    lock->commit();
+
+    EXPECT_TRUE(waited) << "the call never waited for the lock";
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+    EXPECT_TRUE(types_status.ok()) << types_status.error_message() << "\n"
+                                   << server->OutputTail();
+    EXPECT_EQ(waiting_after, "");
+    EXPECT_EQ(backends(""), backends_before);
+  }
+  EXPECT_EQ(testing::ExecSql(
+                absl::StrCat("SELECT count(*) FROM users WHERE email LIKE ",
+                             SqlQuote(absl::StrCat(tag, "%"))))[0][0],
+            "0");
 }
 
 // The value of the sample `series` (name and labels, exactly as printed) in

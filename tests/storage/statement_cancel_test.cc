@@ -65,6 +65,32 @@ TEST(StatementCancelTest, CancelEndsTheRunningStatementAndKeepsTheConnection) {
   ASSERT_TRUE(again.ok()) << again.status();
 }
 
+// A cancelled transaction still ends with ROLLBACK on the same backend:
+// refusing it would leave the connection mid-transaction, and callers
+// close a connection whose ROLLBACK fails.
+TEST(StatementCancelTest, RollbackIsNeverRefused) {
+  DeadlineWatchdog watchdog;
+  Connection conn(TestDatabaseUrl(), &watchdog);
+  StatementCancel cancel;
+  conn.set_statement_cancel(&cancel);
+  ASSERT_TRUE(conn.Execute("BEGIN", {}).ok());
+  ASSERT_TRUE(
+      conn.Execute("CREATE TEMP TABLE rolled_back_probe (x int)", {}).ok());
+  const int backend = conn.backend_pid();
+  cancel.Cancel();
+  EXPECT_EQ(conn.Execute("SELECT 1", {}).status().code(),
+            absl::StatusCode::kCancelled);
+  absl::StatusOr<QueryResult> rolled_back = conn.Execute("ROLLBACK", {});
+  ASSERT_TRUE(rolled_back.ok()) << rolled_back.status();
+
+  conn.set_statement_cancel(nullptr);
+  absl::StatusOr<QueryResult> after = conn.Execute(
+      "SELECT to_regclass('pg_temp.rolled_back_probe') IS NULL", {});
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->text(0, 0), "t") << "the transaction was not rolled back";
+  EXPECT_EQ(conn.backend_pid(), backend);
+}
+
 TEST(StatementCancelTest, UncancelledStatementsRunAsUsual) {
   DeadlineWatchdog watchdog;
   Connection conn(TestDatabaseUrl(), &watchdog);
