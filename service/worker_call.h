@@ -30,7 +30,8 @@ namespace rowgate::service::calls {
 // Runs `work(conn)` on a database worker and replies to `call` with its
 // status; RESOURCE_EXHAUSTED at once when the pool's queue is full. The
 // connection's deadline is the call's, and a call the client cancels
-// cancels its statement in PostgreSQL (a write's transaction rolls back):
+// cancels its statement in PostgreSQL (a write not yet committed rolls
+// back):
 // a Page or a write nobody waits for must not hold one of the pool's
 // connections until it ends. Sets the call's on_cancel: call it from the
 // handler, before it returns.

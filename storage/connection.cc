@@ -277,6 +277,9 @@ struct Connection::State {
   uint64_t generation = prepared_generation.load(std::memory_order_relaxed);
   // Between a BEGIN and its COMMIT/ROLLBACK (sent through Execute).
   bool in_transaction = false;
+  // Whether ExecuteOnce's statement reached the server: a COMMIT or
+  // ROLLBACK refused before it was sent leaves the transaction open.
+  bool sent = false;
   // Set by ExecuteOnce: the statement failed as a stale catalog makes it
   // fail; and whether running it again is safe (a re-planned statement).
   bool schema_error = false;
@@ -374,7 +377,7 @@ absl::StatusOr<QueryResult> Connection::Execute(const std::string& sql,
   if (!result.ok() && state_->replan) result = ExecuteOnce(sql, params);
   if (sql == "BEGIN") {
     state_->in_transaction = result.ok();
-  } else if (sql == "COMMIT" || sql == "ROLLBACK") {
+  } else if ((sql == "COMMIT" || sql == "ROLLBACK") && state_->sent) {
     state_->in_transaction = false;
   }
   if (schema_error) {
@@ -420,6 +423,7 @@ void StatementCancel::Detach() {
 
 absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
                                                     const Params& params) {
+  state_->sent = false;
   const absl::Time deadline = std::min(deadline_, deadline_cap_);
   if (deadline != absl::InfiniteFuture() && absl::Now() >= deadline) {
     return absl::DeadlineExceededError(
@@ -485,6 +489,7 @@ absl::StatusOr<QueryResult> Connection::ExecuteOnce(const std::string& sql,
   auto rep = std::make_shared<QueryResult::Rep>();
   bool was_prepared = false;
   try {
+    state_->sent = true;
     pqxx::nontransaction txn(*state_->conn);
     auto it = state_->prepared.find(sql);
     if (it == state_->prepared.end() &&

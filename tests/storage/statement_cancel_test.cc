@@ -67,7 +67,8 @@ TEST(StatementCancelTest, CancelEndsTheRunningStatementAndKeepsTheConnection) {
 
 // A cancelled transaction still ends with ROLLBACK on the same backend:
 // refusing it would leave the connection mid-transaction, and callers
-// close a connection whose ROLLBACK fails.
+// close a connection whose ROLLBACK fails. Its COMMIT, refused, is not
+// mistaken for the transaction's end.
 TEST(StatementCancelTest, RollbackIsNeverRefused) {
   DeadlineWatchdog watchdog;
   Connection conn(TestDatabaseUrl(), &watchdog);
@@ -80,15 +81,21 @@ TEST(StatementCancelTest, RollbackIsNeverRefused) {
   cancel.Cancel();
   EXPECT_EQ(conn.Execute("SELECT 1", {}).status().code(),
             absl::StatusCode::kCancelled);
+  // A COMMIT refused before it was sent leaves the transaction open, so a
+  // schema change noticed now (which closes idle sessions to drop their
+  // prepared statements) must not close this one before its ROLLBACK.
+  EXPECT_EQ(conn.Execute("COMMIT", {}).status().code(),
+            absl::StatusCode::kCancelled);
+  InvalidatePreparedStatements();
   absl::StatusOr<QueryResult> rolled_back = conn.Execute("ROLLBACK", {});
   ASSERT_TRUE(rolled_back.ok()) << rolled_back.status();
+  EXPECT_EQ(conn.backend_pid(), backend) << "ROLLBACK ran on a new session";
 
   conn.set_statement_cancel(nullptr);
   absl::StatusOr<QueryResult> after = conn.Execute(
       "SELECT to_regclass('pg_temp.rolled_back_probe') IS NULL", {});
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(after->text(0, 0), "t") << "the transaction was not rolled back";
-  EXPECT_EQ(conn.backend_pid(), backend);
 }
 
 TEST(StatementCancelTest, UncancelledStatementsRunAsUsual) {
