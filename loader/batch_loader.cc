@@ -16,11 +16,8 @@ void PoolBatchExecutor::Run(Task task) {
                             absl::Time deadline,
                             storage::StatementCancel* cancel) {
       conn.set_deadline(deadline);
-      conn.set_statement_cancel(cancel);
-      absl::StatusOr<storage::KeyedRows> rows =
-          storage::FetchByKeys(conn, entity, key_column, keys);
-      conn.set_statement_cancel(nullptr);
-      return rows;
+      storage::ScopedStatementCancel scoped(conn, cancel);
+      return storage::FetchByKeys(conn, entity, key_column, keys);
     });
   });
 }

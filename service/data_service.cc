@@ -745,10 +745,10 @@ void DataServiceImpl::PageWithIncludes(
                                         includes = std::move(includes)](
                                            storage::Connection& conn) mutable {
     conn.set_deadline(deadline);
-    conn.set_statement_cancel(cancel.get());
-    absl::StatusOr<storage::PageResult> fetched =
-        storage::FetchPage(conn, *entity, query);
-    conn.set_statement_cancel(nullptr);
+    absl::StatusOr<storage::PageResult> fetched = [&] {
+      storage::ScopedStatementCancel scoped(conn, cancel.get());
+      return storage::FetchPage(conn, *entity, query);
+    }();
     if (!fetched.ok()) return call->Reply(fetched.status());
     if (std::optional<absl::Status> cancelled = FinishIfCancelled(*walking)) {
       return call->Reply(*cancelled);

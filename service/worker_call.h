@@ -31,10 +31,9 @@ namespace rowgate::service::calls {
 // status; RESOURCE_EXHAUSTED at once when the pool's queue is full. The
 // connection's deadline is the call's, and a call the client cancels
 // cancels its statement in PostgreSQL (a write not yet committed rolls
-// back):
-// a Page or a write nobody waits for must not hold one of the pool's
-// connections until it ends. Sets the call's on_cancel: call it from the
-// handler, before it returns.
+// back): a Page or a write nobody waits for must not hold one of the
+// pool's connections until it ends. Sets the call's on_cancel: call it
+// from the handler, before it returns.
 template <typename Call, typename Work>
 void RunOnWorker(storage::WorkerPool& pool, grpc::ServerContextBase* context,
                  Call* call, Work work) {
@@ -44,9 +43,11 @@ void RunOnWorker(storage::WorkerPool& pool, grpc::ServerContextBase* context,
       pool.TryPost([call, cancel, deadline = DeadlineOf(context),
                     work = std::move(work)](storage::Connection& conn) mutable {
         conn.set_deadline(deadline);
-        conn.set_statement_cancel(cancel.get());
-        absl::Status status = work(conn);
-        conn.set_statement_cancel(nullptr);
+        absl::Status status;
+        {
+          storage::ScopedStatementCancel scoped(conn, cancel.get());
+          status = work(conn);
+        }
         call->Reply(status);
       });
   if (!queued.ok()) call->Reply(queued);

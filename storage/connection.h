@@ -190,6 +190,23 @@ class Connection {
   int statement_fd_ ABSL_GUARDED_BY(interrupt_mu_) = -1;
 };
 
+// Attaches `cancel` to `conn` (Connection::set_statement_cancel) for its
+// scope: the statements a call runs on a worker's connection, and none of
+// the next call's.
+class ScopedStatementCancel {
+ public:
+  ScopedStatementCancel(Connection& conn, StatementCancel* cancel)
+      : conn_(conn) {
+    conn_.set_statement_cancel(cancel);
+  }
+  ~ScopedStatementCancel() { conn_.set_statement_cancel(nullptr); }
+  ScopedStatementCancel(const ScopedStatementCancel&) = delete;
+  ScopedStatementCancel& operator=(const ScopedStatementCancel&) = delete;
+
+ private:
+  Connection& conn_;
+};
+
 }  // namespace rowgate::storage
 
 #endif  // ROWGATE_STORAGE_CONNECTION_H_
