@@ -60,6 +60,10 @@ bool IsSchemaErrorState(absl::string_view sqlstate) {
 // its own (see PoliteCancel); beyond this many, the hard cutoff alone
 // bounds the statement.
 constexpr int kMaxRunningCancels = 32;
+// How soon a cancel request is sent again while its statement still runs
+// (see PoliteCancel), doubling up to the most.
+constexpr absl::Duration kFirstCancelResend = absl::Milliseconds(10);
+constexpr absl::Duration kMaxCancelResend = absl::Milliseconds(200);
 std::atomic<int> running_cancels{0};
 
 // Times statements of connections made without a watchdog (the health
@@ -111,6 +115,12 @@ class Cutoff {
 // short-lived thread that shares ownership of the connection, so the
 // watchdog never blocks on it and a request that a silent server never
 // answers can be abandoned (with the connection) rather than waited for.
+//
+// PostgreSQL drops a cancel request that finds the backend idle, so one
+// that overtakes its statement (still being sent, or being prepared first)
+// would be lost and the statement would run to its bound. The thread
+// therefore sends the request again, less and less often, until Disarm says
+// the statement has ended.
 class PoliteCancel {
  public:
   // `always_arm`: even without a deadline (InfiniteFuture), for a
@@ -120,22 +130,27 @@ class PoliteCancel {
                bool always_arm = false)
       : watchdog_(watchdog), done_(std::make_shared<absl::Notification>()) {
     if (at == absl::InfiniteFuture() && !always_arm) return;
-    alarm_ = watchdog_.Arm(at, [conn = std::move(conn), done = done_] {
-      if (running_cancels.fetch_add(1) >= kMaxRunningCancels) {
-        running_cancels.fetch_sub(1);
-        done->Notify();
-        return;
-      }
-      std::thread([conn, done] {
-        try {
-          conn->cancel_query();
-        } catch (const std::exception&) {
-          // The statement may have ended meanwhile; nothing to cancel.
-        }
-        running_cancels.fetch_sub(1);
-        done->Notify();
-      }).detach();
-    });
+    alarm_ = watchdog_.Arm(
+        at, [conn = std::move(conn), done = done_, ended = ended_] {
+          if (running_cancels.fetch_add(1) >= kMaxRunningCancels) {
+            running_cancels.fetch_sub(1);
+            done->Notify();
+            return;
+          }
+          std::thread([conn, done, ended] {
+            for (absl::Duration pause = kFirstCancelResend;;
+                 pause = std::min(pause * 2, kMaxCancelResend)) {
+              try {
+                conn->cancel_query();
+              } catch (const std::exception&) {
+                // The statement may have ended meanwhile; nothing to cancel.
+              }
+              if (ended->WaitForNotificationWithTimeout(pause)) break;
+            }
+            running_cancels.fetch_sub(1);
+            done->Notify();
+          }).detach();
+        });
   }
   ~PoliteCancel() { Disarm(absl::InfinitePast()); }
   uint64_t alarm() const { return alarm_; }
@@ -150,6 +165,7 @@ class PoliteCancel {
     if (alarm_ == 0) return fired_;
     fired_ = !watchdog_.Disarm(alarm_);
     alarm_ = 0;
+    ended_->Notify();  // no more resending
     if (fired_ && !done_->WaitForNotificationWithDeadline(until) &&
         abandon != nullptr) {
       *abandon = true;
@@ -159,7 +175,11 @@ class PoliteCancel {
 
  private:
   DeadlineWatchdog& watchdog_;
+  // The request thread has stopped sending (or none was started).
   std::shared_ptr<absl::Notification> done_;
+  // The statement ended (Disarm): stop sending.
+  std::shared_ptr<absl::Notification> ended_ =
+      std::make_shared<absl::Notification>();
   uint64_t alarm_ = 0;
   bool fired_ = false;
 };

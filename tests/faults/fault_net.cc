@@ -120,6 +120,10 @@ void PostgresProxy::Run() {
   // Pairs of (client, server) sockets; server -1 for a connection accepted
   // while silent. Closed when either side closes (while forwarding).
   std::vector<std::pair<int, int>> pairs;
+  // Per client socket: the hold epoch it was opened in, and what it sent
+  // while held (HoldClientBytes).
+  std::map<int, int> opened_in;
+  std::map<int, std::string> held_bytes;
   std::vector<int> held;
   char buffer[65536];
   while (listen_fd_ >= 0) {
@@ -151,6 +155,7 @@ void PostgresProxy::Run() {
         if (server >= 0 && connect(server, reinterpret_cast<sockaddr*>(&addr),
                                    sizeof(addr)) == 0) {
           pairs.emplace_back(client, server);
+          opened_in[client] = hold_epoch_.load();
         } else {
           if (server >= 0) close(server);
           close(client);
@@ -158,6 +163,18 @@ void PostgresProxy::Run() {
       }
     }
     if (silent || silent_.load()) continue;
+    const int hold = hold_epoch_.load();
+    const bool holding = hold != release_epoch_.load();
+    // Whether the client's bytes are held now: it was open before the hold.
+    auto held = [&](int client) { return holding && opened_in[client] < hold; };
+    auto write_all = [](int to, const char* data, size_t n) {
+      for (size_t done = 0; done < n;) {
+        const ssize_t w = write(to, data + done, n - done);
+        if (w <= 0) return false;
+        done += static_cast<size_t>(w);
+      }
+      return true;
+    };
     std::vector<std::pair<int, int>> open;
     for (size_t i = 0; i < pairs.size(); ++i) {
       if (i >= polled) {
@@ -165,6 +182,13 @@ void PostgresProxy::Run() {
         continue;
       }
       bool closed = false;
+      if (auto it = held_bytes.find(pairs[i].first);
+          it != held_bytes.end() && !held(pairs[i].first)) {
+        closed =
+            !write_all(pairs[i].second, it->second.data(), it->second.size());
+        held_bytes_.fetch_sub(it->second.size());
+        held_bytes.erase(it);
+      }
       for (int side = 0; side < 2 && !closed; ++side) {
         const pollfd& p = fds[2 + 2 * i + side];
         if (p.revents == 0) continue;
@@ -175,16 +199,19 @@ void PostgresProxy::Run() {
           closed = true;
           break;
         }
-        for (ssize_t done = 0; done < n;) {
-          const ssize_t w = write(to, buffer + done, n - done);
-          if (w <= 0) {
-            closed = true;
-            break;
-          }
-          done += w;
+        if (side == 0 && held(from)) {
+          held_bytes[from].append(buffer, static_cast<size_t>(n));
+          held_bytes_.fetch_add(static_cast<size_t>(n));
+          continue;
         }
+        closed = !write_all(to, buffer, static_cast<size_t>(n));
       }
       if (closed) {
+        if (auto it = held_bytes.find(pairs[i].first); it != held_bytes.end()) {
+          held_bytes_.fetch_sub(it->second.size());
+          held_bytes.erase(it);
+        }
+        opened_in.erase(pairs[i].first);
         close(pairs[i].first);
         close(pairs[i].second);
       } else {

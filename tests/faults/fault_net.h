@@ -59,6 +59,16 @@ class PostgresProxy {
   int port() const { return port_; }
   // Never blocks.
   void GoSilent() { silent_.store(true); }
+  // From now on, what clients send on the connections already open is held
+  // here, in order, and not forwarded until ReleaseHeldBytes(); the server's
+  // bytes, and every connection opened later (e.g. a cancel request), flow
+  // as usual. A statement sent meanwhile reaches PostgreSQL late. Never
+  // blocks.
+  void HoldClientBytes() { hold_epoch_.fetch_add(1); }
+  // Forwards what was held and stops holding. Never blocks.
+  void ReleaseHeldBytes() { release_epoch_.store(hold_epoch_.load()); }
+  // Bytes held now, not yet forwarded.
+  size_t held_bytes() const { return held_bytes_.load(); }
   // Connections accepted while silent (each a connect attempt that will
   // never be answered).
   int accepted_while_silent() const { return accepted_while_silent_.load(); }
@@ -71,6 +81,11 @@ class PostgresProxy {
   int port_ = 0;
   std::atomic<bool> silent_{false};
   std::atomic<int> accepted_while_silent_{0};
+  // HoldClientBytes() and ReleaseHeldBytes() calls: holding while they
+  // differ, for connections opened before the latest hold.
+  std::atomic<int> hold_epoch_{0};
+  std::atomic<int> release_epoch_{0};
+  std::atomic<size_t> held_bytes_{0};
   std::thread thread_;
 };
 

@@ -23,6 +23,7 @@
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "storage/connection.h"
+#include "storage/deadline_watchdog.h"
 #include "storage/request_log.h"
 #include "tests/common/test_database.h"
 #include "tests/e2e/e2e_helpers.h"
@@ -264,6 +265,54 @@ TEST(TimeoutsTest, RequestLogPurgerCaughtBySilentDatabaseStopsAtOnce) {
   purger.reset();
   EXPECT_LT(absl::Now() - start, absl::Seconds(10))
       << "the purger waited for its statement's bound";
+}
+
+// A client's cancel that reaches PostgreSQL before its statement does (the
+// backend is idle: PostgreSQL drops the request) is sent again while the
+// statement runs, so the statement is still cancelled. Here the proxy holds
+// the statement back until the first cancel request has come and gone;
+// without the resend, the statement ran to its statement timeout.
+TEST(TimeoutsTest, CancelThatArrivesBeforeItsStatementIsSentAgain) {
+  const std::string db_url = testing::TestDatabaseUrl();
+  PostgresProxy proxy(UnixSocketOf(db_url));
+  storage::DeadlineWatchdog watchdog;
+  storage::DatabaseTimeouts timeouts;
+  timeouts.statement = absl::Seconds(20);
+  storage::Connection conn(TcpUrl(proxy.port(), db_url), &watchdog, timeouts);
+  ASSERT_TRUE(conn.Execute("SELECT 1", {}).ok());
+  const int backend = conn.backend_pid();
+
+  storage::StatementCancel cancel;
+  conn.set_statement_cancel(&cancel);
+  proxy.HoldClientBytes();
+  absl::StatusOr<storage::QueryResult> slept;
+  absl::Time ended;
+  std::thread runner([&] {
+    slept = conn.Execute("SELECT pg_sleep(60)", {});
+    ended = absl::Now();
+  });
+  // The statement is sent (and held); the cancel request, on a connection
+  // of its own, is not held and finds the backend idle.
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (proxy.held_bytes() == 0 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_GT(proxy.held_bytes(), 0u) << "the statement was never sent";
+  cancel.Cancel();
+  absl::SleepFor(absl::Milliseconds(500));
+  const absl::Time released = absl::Now();
+  proxy.ReleaseHeldBytes();
+  runner.join();
+  EXPECT_EQ(slept.status().code(), absl::StatusCode::kCancelled)
+      << slept.status();
+  EXPECT_LT(ended - released, absl::Seconds(5))
+      << "the statement ran on after its cancel was lost";
+
+  // The connection (the same backend) serves the next statement.
+  conn.set_statement_cancel(nullptr);
+  absl::StatusOr<storage::QueryResult> after = conn.Execute("SELECT 2", {});
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(conn.backend_pid(), backend);
 }
 
 }  // namespace
