@@ -38,6 +38,14 @@
 # BENCH_WARMUP_S / BENCH_DURATION_S override the times of each run;
 # BENCH_POINTS / BENCH_SYSTEMS (space-separated names) run a subset;
 # BENCH_ROWGATE_FLAGS adds flags to every rowgate system (for experiments).
+# BENCH_ROUNDS=N runs every point N times, each round in a rotated order;
+# the table then gives each system's median over the rounds, and a second
+# table its keys/s against the no-database ceilings of the same round
+# (median and lowest), which is what to read on a machine whose speed
+# drifts between adjacent runs.
+# rowgate_cached_callback (not run unless named in BENCH_SYSTEMS):
+# rowgate_cached on the callback API (--cq_threads=0), the cache's
+# counterpart of the ceiling system.
 # After the gRPC points, rowgate_cache_bench measures the row cache's hit
 # path alone (one thread, no gRPC, no Postgres; about a minute); skipped with
 # BENCH_CACHE_MICRO=0, or when the build has no rowgate_cache_bench.
@@ -153,7 +161,10 @@ pg_client_cap=$((max_conn - 40))
 rm -rf "$out/logs" "$out/tmp"
 mkdir -p "$out/logs" "$out/tmp"
 csv=$out/results.csv
-echo "point,mode,concurrency,keys_per_call,system,keys_per_s,calls_per_s,p50_us,p99_us,queries_per_key,cpu_s_per_mkeys,idle_rss_mb,peak_rss_mb,errors,check_failures,note" >"$csv"
+echo "point,mode,concurrency,keys_per_call,system,keys_per_s,calls_per_s,p50_us,p99_us,queries_per_key,cpu_s_per_mkeys,idle_rss_mb,peak_rss_mb,errors,check_failures,note,round" >"$csv"
+rounds=${BENCH_ROUNDS:-1}
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS=$rounds: want a whole number >= 1"
+round=1 round_tag=""
 failures=0
 srv_pid=""
 
@@ -219,16 +230,18 @@ status_kb() {  # status_kb PID FIELD: a /proc/PID/status field in kB
 mb() { awk -v kb="${1:-0}" 'BEGIN { if (kb > 0) printf "%.1f", kb / 1024; else printf "" }'; }
 
 # row POINT MODE C KPC SYSTEM KEYS_S CALLS_S P50 P99 QPK CPU IDLE PEAK ERR CHK NOTE
-row() { local IFS=,; echo "$*" >>"$csv"; }
+# The note must hold no comma; the round is appended.
+row() { local IFS=,; echo "$*,$round" >>"$csv"; }
 
 # run_rowgate SYSTEM POINT MODE C KPC STREAMS INFLIGHT CONNECTIONS FORMAT
 run_rowgate() {
   local sys=$1 point=$2 mode=$3 c=$4 kpc=$5 streams=$6 inflight=$7 conns=$8 fmt=$9
-  local name=$point-$sys flags=(--database_url="$url") load_extra=() prime=0
+  local name=$point-$sys$round_tag flags=(--database_url="$url") load_extra=() prime=0
   local base=$sys
   case "$sys" in
     ceiling_cq2) base=ceiling_cq ;;
     *_cq2) base=${sys%_cq2} ;;
+    rowgate_cached_callback) base=rowgate_cached ;;
   esac
   case "$base" in
     rowgate_callback) flags+=(--cq_threads=0) ;;
@@ -242,7 +255,10 @@ run_rowgate() {
       flags+=(--cache_entities=users)
       load_extra=(--distribution=zipfian) ;;
   esac
-  [ "$base" != "$sys" ] && flags+=(--cq_threads=2)
+  case "$sys" in
+    *_cq2) flags+=(--cq_threads=2) ;;
+    rowgate_cached_callback) flags+=(--cq_threads=0) ;;
+  esac
   # Metrics (for the hit ratio) only where the miss path is measured: their
   # interceptor costs every call a little. --prime waits for the cache
   # itself.
@@ -319,7 +335,7 @@ run_rowgate() {
 # run_pgbench POINT MODE C KPC: C clients (capped), KPC random ids per
 # statement (= ANY of an array when KPC > 1).
 run_pgbench() {
-  local point=$1 mode=$2 c=$3 kpc=$4 name=$1-pgbench
+  local point=$1 mode=$2 c=$3 kpc=$4 name=$1-pgbench$round_tag
   local script=$out/tmp/$name.sql
   if [ "$kpc" -eq 1 ]; then
     printf '\\set id random(1, %d)\nSELECT * FROM users WHERE id = :id;\n' $rows >"$script"
@@ -379,12 +395,15 @@ run_pgbench() {
 }
 
 started=$(date +%s)
+for round in $(seq "$rounds"); do
+[ "$rounds" -gt 1 ] && round_tag=-r$round
 for i in "${!points[@]}"; do
   read -r point mode c kpc streams inflight conns fmt <<<"${points[$i]}"
   fmt=${fmt:-map}
   n=${#systems[@]}
   for j in $(seq 0 $((n - 1))); do
-    sys=${systems[$(((i + j) % n))]}
+    # Rotated by point and by round: no system always runs first.
+    sys=${systems[$(((i + j + round - 1) % n))]}
     case "$sys" in
       pgbench)
         # Postgres has no stream; its point would repeat u128. Its clients
@@ -402,6 +421,7 @@ for i in "${!points[@]}"; do
         ;;
     esac
   done
+done
 done
 log "measured in $(($(date +%s) - started)) s"
 
@@ -434,17 +454,97 @@ md=$out/results.md
   echo "queries/key: Postgres statements per key (pg_stat_statements); CPU: rowgate's CPU" \
     "seconds per million keys; RSS: rowgate's idle after start / peak."
   echo
+  if [ "$rounds" -gt 1 ]; then
+    echo
+    echo "Each figure is the median of $rounds rounds (each round every point," \
+      "systems in a rotated order); keys/s gives the lowest and highest in brackets."
+  fi
+  echo
   echo "| point | system | keys/s | p50 µs | p99 µs | queries/key | CPU s/Mkeys | RSS idle/peak MB | errors | note |"
   echo "|---|---|--:|--:|--:|--:|--:|--:|--:|---|"
-  tail -n +2 "$csv" | awk -F, '
+  tail -n +2 "$csv" | awk -F, -v rounds="$rounds" '
     function us(v) { return v == "" ? "" : sprintf(v + 0 < 100 ? "%.1f" : "%.0f", v) }
     function num(f, v) { return v == "" ? "" : sprintf(f, v) }
+    # The median of the non-empty values in list (space-separated).
+    function median(list,   n, i, j, t, a) {
+      n = split(list, a, " ")
+      for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+      if (n == 0) return ""
+      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function lo(list,   n, i, a, m) { n = split(list, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] + 0 < m + 0) m = a[i]; return m }
+    function hi(list,   n, i, a, m) { n = split(list, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] + 0 > m + 0) m = a[i]; return m }
+    function add(k, f, v) { if (v != "") vals[k, f] = vals[k, f] " " v }
     {
-      rss = ($12 == "" && $13 == "") ? "" : $12 " / " $13
-      err = $14; if ($15 != "" && $15 != "0") err = err " (" $15 " wrong)"
-      printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $5,
-        num("%d", $6), us($8), us($9), num("%.3f", $10), num("%.1f", $11), rss, err, $16
+      k = $1 SUBSEP $5
+      if (!(k in seen)) { seen[k] = 1; order[++nk] = k; pt[k] = $1; sy[k] = $5 }
+      add(k, 6, $6); add(k, 8, $8); add(k, 9, $9); add(k, 10, $10); add(k, 11, $11)
+      add(k, 12, $12); add(k, 13, $13)
+      if ($14 != "") err[k] += $14
+      if ($15 != "" && $15 != "0") chk[k] += $15
+      if ($16 != "" && !(k in note)) note[k] = $16
+    }
+    END {
+      for (i = 1; i <= nk; i++) {
+        k = order[i]
+        keys = num("%d", median(vals[k, 6]))
+        if (rounds > 1 && vals[k, 6] != "") keys = keys sprintf(" (%d-%d)", lo(vals[k, 6]), hi(vals[k, 6]))
+        idle = median(vals[k, 12]); peak = median(vals[k, 13])
+        rss = (idle == "" && peak == "") ? "" : num("%.1f", idle) " / " num("%.1f", peak)
+        e = (k in err) ? err[k] : ""; if (k in chk) e = e " (" chk[k] " wrong)"
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", pt[k], sy[k], keys,
+          us(median(vals[k, 8])), us(median(vals[k, 9])), num("%.3f", median(vals[k, 10])),
+          num("%.1f", median(vals[k, 11])), rss, e, note[k]
+      }
     }'
+  if [ "$rounds" -gt 1 ]; then
+    echo
+    echo "Against the no-database ceilings of the same round: keys/s over the best" \
+      "ceiling of that round, and over the ceiling with the same serving" \
+      "configuration (ceiling_cq2 for the --cq_threads=2 systems, ceiling for" \
+      "the callback-API ones, else ceiling_cq); p99 over that ceiling's p99." \
+      "Median of the rounds, the lowest in brackets."
+    echo
+    echo "| point | system | / best ceiling | / own ceiling | own ceiling | p99 / own ceiling's |"
+    echo "|---|---|--:|--:|---|--:|"
+    tail -n +2 "$csv" | awk -F, '
+      function median(list,   n, i, j, t, a) {
+        n = split(list, a, " ")
+        for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+        if (n == 0) return ""
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+      }
+      function lo(list,   n, i, a, m) { n = split(list, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] + 0 < m + 0) m = a[i]; return m }
+      function own(s) {
+        if (s ~ /_cq2$/) return "ceiling_cq2"
+        if (s ~ /callback$/) return "ceiling"
+        return "ceiling_cq"
+      }
+      $6 == "" || $6 + 0 == 0 { next }
+      {
+        keys[$1, $5, $17] = $6; p99[$1, $5, $17] = $9
+        if ($5 ~ /^ceiling/) { if ($6 + 0 > best[$1, $17] + 0) best[$1, $17] = $6; next }
+        k = $1 SUBSEP $5
+        if (!(k in seen)) { seen[k] = 1; order[++nk] = k; pt[k] = $1; sy[k] = $5 }
+        rounds_of[k] = rounds_of[k] " " $17
+      }
+      END {
+        for (i = 1; i <= nk; i++) {
+          k = order[i]; p = pt[k]; s = sy[k]; o = own(s)
+          n = split(rounds_of[k], rs, " "); rb = ""; ro = ""; rp = ""
+          for (j = 1; j <= n; j++) {
+            r = rs[j]
+            if (best[p, r] + 0 > 0) rb = rb " " keys[p, s, r] / best[p, r]
+            if (keys[p, o, r] + 0 > 0) ro = ro " " keys[p, s, r] / keys[p, o, r]
+            if (p99[p, o, r] + 0 > 0) rp = rp " " p99[p, s, r] / p99[p, o, r]
+          }
+          if (rb == "") continue
+          printf "| %s | %s | %.2f (%.2f) | %s | %s | %s |\n", p, s, median(rb), lo(rb),
+            ro == "" ? "" : sprintf("%.2f (%.2f)", median(ro), lo(ro)), ro == "" ? "" : o,
+            rp == "" ? "" : sprintf("%.2f", median(rp))
+        }
+      }'
+  fi
   if [ -s "$cache_micro" ]; then
     echo
     echo "Row cache hit path alone (\`rowgate_cache_bench\`: one thread, no gRPC, no Postgres;" \
@@ -463,7 +563,7 @@ if [ "$have_gnuplot" = 1 ]; then
   plot_lines=() plot_p99=()
   for sys in "${systems[@]}"; do
     dat=$out/tmp/plot-$sys.dat
-    awk -F, -v s="$sys" '$5 == s && $2 == "unary" && $4 == 1 && $6 != "" { print $3, $6, $9 }' "$csv" |
+    awk -F, -v s="$sys" '$17 == 1 && $5 == s && $2 == "unary" && $4 == 1 && $6 != "" { print $3, $6, $9 }' "$csv" |
       sort -n >"$dat"
     [ -s "$dat" ] || continue
     plot_lines+=("'$dat' using 1:2 with linespoints title '$sys'")
