@@ -130,7 +130,11 @@ RowCache::RowCache(Options options)
   // The shard is the hash's top log2(shards) bits (none for one shard).
   const int shard_bits = absl::countr_zero(shards);
   shard_shift_ = shard_bits == 0 ? 0 : 64 - shard_bits;
-  shard_bytes_ = max_bytes_ / shards;
+  const double reserve = std::clamp(options.allocator_reserve, 0.0, 0.5);
+  const size_t for_entries =
+      max_bytes_ -
+      static_cast<size_t>(static_cast<double>(max_bytes_) * reserve);
+  shard_bytes_ = for_entries / shards;
   shards_ = std::make_unique<Shard[]>(shards);
   for (size_t i = 0; i < shards; ++i) {
     Shard& shard = shards_[i];

@@ -137,8 +137,9 @@ ABSL_FLAG(std::string, cache_entities, "",
           "cache kept coherent by logical replication, comma-separated, or "
           "* for all; empty: no cache (README \"Row cache\").");
 ABSL_FLAG(int64_t, cache_max_bytes, int64_t{64} << 20,
-          "Memory the row cache may hold; least recently used rows are "
-          "evicted beyond it.");
+          "Memory the row cache may take; least recently used rows are "
+          "evicted beyond it. Entries are held to 15/16 of it, the rest "
+          "left for the allocator's overhead under churn.");
 ABSL_FLAG(bool, cache_encoded_rows, true,
           "Keep each cached row also encoded as answers carry it (every "
           "column, as a map): faster hits of many rows, and each entry "

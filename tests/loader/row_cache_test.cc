@@ -262,12 +262,32 @@ TEST_F(RowCacheTest, EvictionKeepsBytesUnderTheBoundForAnyKeySpace) {
   EXPECT_LT(s.entries, 2000u);  // 64 KiB cannot hold more at >= 100 B each
 }
 
+// By default a sixteenth of the bound is kept free of entries, for what the
+// allocator keeps beyond them (RowCache::Options::allocator_reserve).
+TEST_F(RowCacheTest, EntriesLeaveTheAllocatorsReserveFree) {
+  constexpr size_t kMax = 64 << 10;
+  RowCache cache({.max_bytes = kMax, .shards = 4});
+  cache.Enable(things_);
+  cache.OnLive(1);
+  for (int i = 0; i < 20000; ++i) {
+    cache.Install(cache.BeginFill(), *things_, absl::StrCat(i),
+                  RowOf(i, std::string(40, 'x')));
+    ASSERT_LE(cache.Stats().bytes, kMax - kMax / 16);
+  }
+  // Full up to that: the last shard's worth of room is under an entry.
+  EXPECT_GT(
+      cache.Stats().bytes,
+      kMax - kMax / 16 -
+          4 * RowCache::EntryBytes("20000", RowOf(1, std::string(40, 'x'))));
+  EXPECT_EQ(cache.Stats().max_bytes, kMax);
+}
+
 // Eviction gives an entry looked up since it last came round a second
 // chance: of a full shard's entries, a hot one looked up between installs
 // survives a stream of new keys that evicts every cold one.
 TEST_F(RowCacheTest, EntriesLookedUpSurviveEvictionOfColdOnes) {
   const size_t entry = RowCache::EntryBytes("100", RowOf(100, "x"));
-  RowCache cache({.max_bytes = 8 * entry, .shards = 1});
+  RowCache cache({.max_bytes = 8 * entry, .shards = 1, .allocator_reserve = 0});
   cache.Enable(things_);
   cache.OnLive(1);
   for (int id = 100; id < 108; ++id) {
