@@ -166,7 +166,9 @@ void PostgresProxy::Run() {
     const int hold = hold_epoch_.load();
     const bool holding = hold != release_epoch_.load();
     // Whether the client's bytes are held now: it was open before the hold.
-    auto held = [&](int client) { return holding && opened_in[client] < hold; };
+    auto is_held = [&](int client) {
+      return holding && opened_in[client] < hold;
+    };
     auto write_all = [](int to, const char* data, size_t n) {
       for (size_t done = 0; done < n;) {
         const ssize_t w = write(to, data + done, n - done);
@@ -183,7 +185,7 @@ void PostgresProxy::Run() {
       }
       bool closed = false;
       if (auto it = held_bytes.find(pairs[i].first);
-          it != held_bytes.end() && !held(pairs[i].first)) {
+          it != held_bytes.end() && !is_held(pairs[i].first)) {
         closed =
             !write_all(pairs[i].second, it->second.data(), it->second.size());
         held_bytes_.fetch_sub(it->second.size());
@@ -199,7 +201,7 @@ void PostgresProxy::Run() {
           closed = true;
           break;
         }
-        if (side == 0 && held(from)) {
+        if (side == 0 && is_held(from)) {
           held_bytes[from].append(buffer, static_cast<size_t>(n));
           held_bytes_.fetch_add(static_cast<size_t>(n));
           continue;
