@@ -438,6 +438,19 @@ fi
 
 # --------------------------------------------------------------- report
 md=$out/results.md
+# awk functions over a list of numbers (space-separated): median, lowest,
+# highest.
+awk_stats='
+  function median(list,   n, i, j, t, a) {
+    n = split(list, a, " ")
+    for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+    if (n == 0) return ""
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  function lo(list,   n, i, a, m) { n = split(list, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] + 0 < m + 0) m = a[i]; return m }
+  function hi(list,   n, i, a, m) { n = split(list, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] + 0 > m + 0) m = a[i]; return m }
+'
+
 {
   echo "# rowgate bench"
   echo
@@ -462,18 +475,9 @@ md=$out/results.md
   echo
   echo "| point | system | keys/s | p50 µs | p99 µs | queries/key | CPU s/Mkeys | RSS idle/peak MB | errors | note |"
   echo "|---|---|--:|--:|--:|--:|--:|--:|--:|---|"
-  tail -n +2 "$csv" | awk -F, -v rounds="$rounds" '
+  tail -n +2 "$csv" | awk -F, -v rounds="$rounds" "$awk_stats"'
     function us(v) { return v == "" ? "" : sprintf(v + 0 < 100 ? "%.1f" : "%.0f", v) }
     function num(f, v) { return v == "" ? "" : sprintf(f, v) }
-    # The median of the non-empty values in list (space-separated).
-    function median(list,   n, i, j, t, a) {
-      n = split(list, a, " ")
-      for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
-      if (n == 0) return ""
-      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
-    function lo(list,   n, i, a, m) { n = split(list, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] + 0 < m + 0) m = a[i]; return m }
-    function hi(list,   n, i, a, m) { n = split(list, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] + 0 > m + 0) m = a[i]; return m }
     function add(k, f, v) { if (v != "") vals[k, f] = vals[k, f] " " v }
     {
       k = $1 SUBSEP $5
@@ -507,14 +511,7 @@ md=$out/results.md
     echo
     echo "| point | system | / best ceiling | / own ceiling | own ceiling | p99 / own ceiling's |"
     echo "|---|---|--:|--:|---|--:|"
-    tail -n +2 "$csv" | awk -F, '
-      function median(list,   n, i, j, t, a) {
-        n = split(list, a, " ")
-        for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
-        if (n == 0) return ""
-        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-      }
-      function lo(list,   n, i, a, m) { n = split(list, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] + 0 < m + 0) m = a[i]; return m }
+    tail -n +2 "$csv" | awk -F, "$awk_stats"'
       function own(s) {
         if (s ~ /_cq2$/) return "ceiling_cq2"
         if (s ~ /callback$/) return "ceiling"
