@@ -12,8 +12,9 @@
 // shard has its own mutex and a second-chance (CLOCK) list, an
 // approximation of LRU: installs evict from
 // the list's old end until the shard's accounted bytes (keys' and values'
-// heap capacity, block and table overhead) are under max_bytes / shards,
-// whatever the key distribution, and an entry looked up since it last came
+// heap capacity, block and table overhead) are under the shard's share of
+// max_bytes (less Options::allocator_reserve), whatever the key
+// distribution, and an entry looked up since it last came
 // round is passed over once (moved to the new end, its mark cleared). A hit
 // only sets that mark: it does not relink the entry, which on a hot cache
 // cost two more cache misses per key (the neighbours) under the shard lock.

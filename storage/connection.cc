@@ -128,45 +128,45 @@ class PoliteCancel {
   PoliteCancel(DeadlineWatchdog& watchdog,
                std::shared_ptr<pqxx::connection> conn, absl::Time at,
                bool always_arm = false)
-      : watchdog_(watchdog), done_(std::make_shared<absl::Notification>()) {
+      : watchdog_(watchdog), sender_(std::make_shared<Sender>()) {
     if (at == absl::InfiniteFuture() && !always_arm) return;
-    alarm_ = watchdog_.Arm(
-        at, [conn = std::move(conn), done = done_, ended = ended_] {
-          if (running_cancels.fetch_add(1) >= kMaxRunningCancels) {
-            running_cancels.fetch_sub(1);
-            done->Notify();
-            return;
+    alarm_ = watchdog_.Arm(at, [conn = std::move(conn), sender = sender_] {
+      if (running_cancels.fetch_add(1) >= kMaxRunningCancels) {
+        running_cancels.fetch_sub(1);
+        sender->done.Notify();
+        return;
+      }
+      std::thread([conn, sender] {
+        for (absl::Duration pause = kFirstCancelResend;;
+             pause = std::min(pause * 2, kMaxCancelResend)) {
+          try {
+            conn->cancel_query();
+          } catch (const std::exception&) {
+            // The statement may have ended meanwhile; nothing to cancel.
           }
-          std::thread([conn, done, ended] {
-            for (absl::Duration pause = kFirstCancelResend;;
-                 pause = std::min(pause * 2, kMaxCancelResend)) {
-              try {
-                conn->cancel_query();
-              } catch (const std::exception&) {
-                // The statement may have ended meanwhile; nothing to cancel.
-              }
-              if (ended->WaitForNotificationWithTimeout(pause)) break;
-            }
-            running_cancels.fetch_sub(1);
-            done->Notify();
-          }).detach();
-        });
+          if (sender->ended.WaitForNotificationWithTimeout(pause)) break;
+        }
+        running_cancels.fetch_sub(1);
+        sender->done.Notify();
+      }).detach();
+    });
   }
   ~PoliteCancel() { Disarm(absl::InfinitePast()); }
   uint64_t alarm() const { return alarm_; }
   PoliteCancel(const PoliteCancel&) = delete;
   PoliteCancel& operator=(const PoliteCancel&) = delete;
 
-  // Disarms the alarm; if the cancel was sent, waits (blocks) until `until`
-  // for the server to take it, so that it cannot hit a later statement.
-  // Returns whether the cancel was sent, and sets `*abandon` when it was
-  // not taken in time: the connection must not be used again.
+  // Disarms the alarm and stops the resending; if the cancel was sent,
+  // waits (blocks) until `until` for the last request to be taken, so that
+  // none can hit a later statement. Returns whether the cancel was sent,
+  // and sets `*abandon` when it was not taken in time: the connection must
+  // not be used again.
   bool Disarm(absl::Time until, bool* abandon = nullptr) {
     if (alarm_ == 0) return fired_;
     fired_ = !watchdog_.Disarm(alarm_);
     alarm_ = 0;
-    ended_->Notify();  // no more resending
-    if (fired_ && !done_->WaitForNotificationWithDeadline(until) &&
+    sender_->ended.Notify();
+    if (fired_ && !sender_->done.WaitForNotificationWithDeadline(until) &&
         abandon != nullptr) {
       *abandon = true;
     }
@@ -174,12 +174,13 @@ class PoliteCancel {
   }
 
  private:
+  // Shared with the thread that sends the requests.
+  struct Sender {
+    absl::Notification ended;  // the statement ended (Disarm): stop sending
+    absl::Notification done;   // stopped sending (or never started)
+  };
   DeadlineWatchdog& watchdog_;
-  // The request thread has stopped sending (or none was started).
-  std::shared_ptr<absl::Notification> done_;
-  // The statement ended (Disarm): stop sending.
-  std::shared_ptr<absl::Notification> ended_ =
-      std::make_shared<absl::Notification>();
+  const std::shared_ptr<Sender> sender_;
   uint64_t alarm_ = 0;
   bool fired_ = false;
 };
