@@ -468,11 +468,10 @@ awk_stats='
     "seconds per million keys; RSS: rowgate's idle after start / peak."
   echo
   if [ "$rounds" -gt 1 ]; then
-    echo
     echo "Each figure is the median of $rounds rounds (each round every point," \
       "systems in a rotated order); keys/s gives the lowest and highest in brackets."
+    echo
   fi
-  echo
   echo "| point | system | keys/s | p50 µs | p99 µs | queries/key | CPU s/Mkeys | RSS idle/peak MB | errors | note |"
   echo "|---|---|--:|--:|--:|--:|--:|--:|--:|---|"
   tail -n +2 "$csv" | awk -F, -v rounds="$rounds" "$awk_stats"'
